@@ -23,6 +23,8 @@ from connector.emulator.orgdef import (FieldDef, ObjectDef, OrgDef, PicklistValu
 from connector.emulator.values import CoercionError, coerce, wire_datetime
 
 DELETE_LOG_RETENTION = dt.timedelta(days=15)
+_TERRITORY_RULE_OBJECTS = frozenset({"Territory2Model", "ObjectTerritory2AssignmentRule",
+                                     "ObjectTerritory2AssignmentRuleItem", "RuleTerritory2Association"})
 
 
 class Clock:
@@ -104,6 +106,8 @@ class Transaction:
         for name, length in self.log_lengths.items():
             del store._deleted_log[name][length:]
         store._autonumber = dict(self.autonumber)
+        for object_name, _ in self.saved:
+            store._territory_inputs_changed(object_name, None)
         self.saved.clear()
         self.rolled_back = True
 
@@ -135,6 +139,10 @@ class Store:
         self.current_user_id: str | None = None
         self._tx: Transaction | None = None
         self._job_ids = itertools.count(1)
+        # Territory assignment runs on every Account save, so its inputs are cached and the
+        # rule-made associations are indexed by account instead of scanned.
+        self._rules_cache: list[tuple[dict[str, Any], list[dict[str, Any]], list[str]]] | None = None
+        self._assoc_index: dict[str, set[str]] | None = None
         for obj in org.objects:
             self._earliest_delete[obj.name] = wire_datetime(started)
             self._index_unique_fields(obj)
@@ -277,9 +285,12 @@ class Store:
             self._check_unique(obj, merged, current["Id"])
             self._remember(obj.name, current["Id"])
             self._unindex(obj, current)
+            if obj.name == "ObjectTerritory2Association":
+                self._assoc_index = None
             current.update(changes)
             self._stamp(obj, current, self.now_wire(), creating=False)
             self._index(obj, current)
+            self._territory_inputs_changed(obj.name, current)
             self._after_save(obj, current)
 
     def upsert(self, object_name: str, field_name: str, value: Any, values: dict[str, Any]) -> tuple[str, bool]:
@@ -323,6 +334,7 @@ class Store:
                 record["LastModifiedDate"] = when
         else:
             del self._records[obj.name][record["Id"]]
+        self._territory_inputs_changed(obj.name, record)
         self._deleted_log[obj.name].append(DeletedEntry(record["Id"], when))
         if obj.name == "Account":
             self._drop_territory_associations(record["Id"])
@@ -504,6 +516,18 @@ class Store:
         self._remember(obj.name, record["Id"])
         self._records[obj.name][record["Id"]] = record
         self._index(obj, record)
+        self._territory_inputs_changed(obj.name, record)
+
+    def _territory_inputs_changed(self, object_name: str, record: dict[str, Any] | None) -> None:
+        if object_name in _TERRITORY_RULE_OBJECTS:
+            self._rules_cache = None
+        elif object_name == "ObjectTerritory2Association" and self._assoc_index is not None:
+            if record is None:
+                self._assoc_index = None
+            elif record.get("IsDeleted") or record["Id"] not in self._records[object_name]:
+                self._assoc_index.get(record.get("ObjectId"), set()).discard(record["Id"])
+            else:
+                self._assoc_index.setdefault(record.get("ObjectId"), set()).add(record["Id"])
 
     def _after_save(self, obj: ObjectDef, record: dict[str, Any]) -> None:
         if obj.name == "Account" and self.org.features.territory_management:
@@ -518,17 +542,17 @@ class Store:
             now = self.now_wire()
             table = self._records[obj.name]
             has_unique = any(o == obj.name for o, _ in self._unique)
+            assign = obj.name == "Account" and self.org.features.territory_management
             for record in records:
                 self._apply_defaults(obj, record)
                 self._stamp(obj, record, record.get("SystemModstamp") or now, creating=True)
                 table[record["Id"]] = record
                 if has_unique:
                     self._index(obj, record)
+                if assign and not record.get("IsDeleted"):
+                    self.assign_territories(record)
                 count += 1
-            if obj.name == "Account" and self.org.features.territory_management:
-                for record in list(table.values()):
-                    if not record.get("IsDeleted"):
-                        self.assign_territories(record)
+            self._territory_inputs_changed(obj.name, None)
         return count
 
     def load_seed(self) -> None:
@@ -683,10 +707,12 @@ class Store:
         if not self.org.get_object("ObjectTerritory2Association"):
             return
         wanted = self.matching_territories(account)
-        existing = [r for r in self.scan("ObjectTerritory2Association")
-                    if r.get("ObjectId") == account["Id"]
-                    and r.get("AssociationCause") == "Territory2AssociationRules"]
+        table = self._records["ObjectTerritory2Association"]
+        existing = [table[i] for i in self._associations_of(account["Id"])
+                    if table[i].get("AssociationCause") == "Territory2AssociationRules"]
         have = {r["Territory2Id"] for r in existing}
+        if not wanted and not existing:
+            return
         now = self.now_wire()
         obj = self.obj("ObjectTerritory2Association")
         for record in existing:
@@ -699,29 +725,45 @@ class Store:
             self._stamp(obj, record, now, creating=True)
             self._store(obj, record)
 
+    def _associations_of(self, account_id: str) -> list[str]:
+        if self._assoc_index is None:
+            index: dict[str, set[str]] = {}
+            for record in self.scan("ObjectTerritory2Association"):
+                index.setdefault(record.get("ObjectId"), set()).add(record["Id"])
+            self._assoc_index = index
+        return sorted(self._assoc_index.get(account_id, ()))
+
+    def _active_rules(self) -> list[tuple[dict[str, Any], list[dict[str, Any]], list[str]]]:
+        """(rule, its items by sort order, its territories) for the Active model's Account rules."""
+        if self._rules_cache is None:
+            active_models = {m["Id"] for m in self.scan("Territory2Model") if m.get("State") == "Active"}
+            items_by_rule: dict[str, list[dict[str, Any]]] = {}
+            for item in self.scan("ObjectTerritory2AssignmentRuleItem"):
+                items_by_rule.setdefault(item["RuleId"], []).append(item)
+            territories_by_rule: dict[str, list[str]] = {}
+            for link in self.scan("RuleTerritory2Association"):
+                territories_by_rule.setdefault(link["RuleId"], []).append(link["Territory2Id"])
+            rules = []
+            for rule in self.scan("ObjectTerritory2AssignmentRule"):
+                if not rule.get("IsActive") or rule.get("Territory2ModelId") not in active_models:
+                    continue
+                if (rule.get("ObjectType") or "Account") != "Account":
+                    continue
+                items = sorted(items_by_rule.get(rule["Id"], []), key=lambda i: i.get("SortOrder") or 0)
+                if items:
+                    rules.append((rule, items, territories_by_rule.get(rule["Id"], [])))
+            self._rules_cache = rules
+        return self._rules_cache
+
     def matching_territories(self, account: dict[str, Any]) -> set[str]:
         if not self.org.get_object("ObjectTerritory2AssignmentRule"):
             return set()
-        active_models = {m["Id"] for m in self.scan("Territory2Model") if m.get("State") == "Active"}
-        items_by_rule: dict[str, list[dict[str, Any]]] = {}
-        for item in self.scan("ObjectTerritory2AssignmentRuleItem"):
-            items_by_rule.setdefault(item["RuleId"], []).append(item)
-        territories_by_rule: dict[str, list[str]] = {}
-        for link in self.scan("RuleTerritory2Association"):
-            territories_by_rule.setdefault(link["RuleId"], []).append(link["Territory2Id"])
         out: set[str] = set()
-        for rule in self.scan("ObjectTerritory2AssignmentRule"):
-            if not rule.get("IsActive") or rule.get("Territory2ModelId") not in active_models:
-                continue
-            if (rule.get("ObjectType") or "Account") != "Account":
-                continue
-            items = sorted(items_by_rule.get(rule["Id"], []), key=lambda i: i.get("SortOrder") or 0)
-            if not items:
-                continue
+        for rule, items, territories in self._active_rules():
             results = {int(i.get("SortOrder") or n + 1): _rule_item_matches(i, account)
                        for n, i in enumerate(items)}
             if evaluate_boolean_filter(rule.get("BooleanFilter"), results):
-                out.update(territories_by_rule.get(rule["Id"], []))
+                out.update(territories)
         return out
 
     def _drop_territory_associations(self, account_id: str) -> None:
@@ -729,8 +771,10 @@ class Store:
             return
         obj = self.obj("ObjectTerritory2Association")
         now = self.now_wire()
-        for record in list(self.scan(obj.name)):
-            if record.get("ObjectId") == account_id:
+        table = self._records[obj.name]
+        for association_id in self._associations_of(account_id):
+            record = table.get(association_id)
+            if record is not None and not record.get("IsDeleted"):
                 self._delete_record(obj, record, now)
 
 
