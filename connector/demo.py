@@ -45,17 +45,17 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
 
         opportunities = list(sf.query_all_iter(
             "SELECT Id, Name, Account.Name, Amount, CurrencyIsoCode, StageName, CloseDate, Co_Sell_Motion__c "
-            "FROM Opportunity ORDER BY Amount DESC NULLS LAST"))
+            "FROM Opportunity ORDER BY CloseDate DESC, Name"))
         participants = Counter()
         for p in sf.query_all_iter("SELECT Opportunity__c, Role__c FROM Co_Sell_Participant__c"):
             participants[p["Opportunity__c"]] += 1
-        table = Table(title=f"Largest of {len(opportunities)} co-sell opportunities")
-        for column in ("Opportunity", "Account", "Amount", "Stage", "Motion", "Parties"):
-            table.add_column(column)
+        table = Table(title=f"Latest of {len(opportunities)} co-sell opportunities (amounts in their own currency)")
+        for column in ("Opportunity", "Amount", "Stage", "Motion", "Parties"):
+            table.add_column(column, overflow="fold")
         for o in opportunities[:8]:
             amount = f"{o['Amount']:,.2f} {o['CurrencyIsoCode']}" if o["Amount"] is not None else "—"
-            table.add_row(o["Name"], (o["Account"] or {}).get("Name", "—"), amount, o["StageName"],
-                          o["Co_Sell_Motion__c"] or "—", str(participants[o["Id"]]))
+            table.add_row(o["Name"], amount, o["StageName"], o["Co_Sell_Motion__c"] or "—",
+                          str(participants[o["Id"]]))
         console.print(table)
 
         statuses = Counter(r["Status__c"] for r in sf.query_all_iter("SELECT Status__c FROM Deal_Registration__c"))
