@@ -559,6 +559,7 @@ class Store:
         """Create the org definition's fixed records and its currency tables."""
         with self.lock:
             self._seed_currencies()
+            self._seed_record_types()
             for object_name, records in self.org.seed.items():
                 obj = self.obj(object_name)
                 for spec in records:
@@ -587,6 +588,19 @@ class Store:
             except KeyError:
                 raise ValueError(f"seed data refers to {value}, which no earlier seed record names") from None
         return value
+
+    def _seed_record_types(self) -> None:
+        """RecordType rows behind the record types objects declare, so RecordTypeId values resolve."""
+        if self.org.get_object("RecordType") is None:
+            return
+        rows = []
+        for obj in self.org.objects:
+            for rt in obj.record_types:
+                if rt.record_type_id is None:
+                    rt.record_type_id = self.new_id("RecordType")
+                rows.append({"Id": rt.record_type_id, "Name": rt.name or rt.developer_name,
+                             "DeveloperName": rt.developer_name, "SobjectType": obj.name, "IsActive": rt.active})
+        self.bulk_load("RecordType", rows)
 
     def _seed_currencies(self) -> None:
         mc = self.org.features.multi_currency
