@@ -29,3 +29,17 @@ def connect(org: Emulator, **kwargs) -> Salesforce:
 @pytest.fixture
 def sf(emulator):
     return connect(emulator)
+
+
+def settings_for(org: Emulator, **overrides):
+    """Connector settings for an emulator, as its `serve` JSON line maps onto COSELL_* variables."""
+    from connector.config import Settings
+
+    info = org.connection_info()
+    values = dict(login_url=info["login_url"], instance_url=info["instance_url"], auth="jwt",
+                  username=info["username"], consumer_key=info["consumer_key"], private_key=info["private_key"],
+                  ca_cert=info["ca_cert"], access_token=info["access_token"], refresh_token=info["refresh_token"],
+                  consumer_secret=info["consumer_secret"], password=info["password"],
+                  retry_initial_wait=0.01, retry_max_wait=0.05, config="/nonexistent/cosell.config.yaml")
+    values.update(overrides)
+    return Settings(**values)

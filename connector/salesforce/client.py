@@ -1,0 +1,288 @@
+"""The one typed client every module uses to reach Salesforce, over
+simple-salesforce and a session the connector owns. It logs in by the configured
+flow, renews an expired session once, retries transient failures with jittered
+exponential backoff (tenacity), tracks API usage from `Sforce-Limit-Info` and
+stops before the configured share of the daily limit. It knows nothing of the
+local database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce import exceptions as sfx
+from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential,
+                      wait_random)
+
+from connector.config import Settings
+from connector.errors import (AuthenticationFailed, ConfigurationError, PermanentApiError, QuotaExhausted,
+                              SalesforceApiError, TransientApiError)
+from connector.salesforce import auth
+from connector.salesforce.http import SalesforceSession
+
+log = logging.getLogger("connector.salesforce")
+T = TypeVar("T")
+
+TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE",
+                                   "QUERY_TIMEOUT", "UNKNOWN_EXCEPTION"})
+DESCRIBES_PER_COMPOSITE = 25
+NOT_MODIFIED = object()  # a describe the org says has not changed since the given time
+
+
+@dataclass
+class ApiUsage:
+    used: int = 0
+    total: int = 0
+
+    @property
+    def share(self) -> float:
+        return self.used / self.total if self.total else 0.0
+
+
+def _error_code(content: Any) -> str | None:
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return content[0].get("errorCode") or content[0].get("statusCode")
+    if isinstance(content, dict):
+        return content.get("errorCode")
+    return None
+
+
+def _error_message(content: Any) -> str:
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        return str(content[0].get("message", content))
+    return str(content)[:500]
+
+
+def translate(exc: Exception) -> Exception:
+    """A simple-salesforce or requests exception as the connector's error of the right group."""
+    if isinstance(exc, sfx.SalesforceError):
+        code = _error_code(exc.content)
+        kind = TransientApiError if (exc.status >= 500 or code in TRANSIENT_ERROR_CODES) else PermanentApiError
+        return kind(_error_message(exc.content), status=exc.status, error_code=code, url=exc.url)
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
+        return TransientApiError(f"connection failed: {exc.__class__.__name__}: {exc}")
+    return exc
+
+
+class SalesforceClient:
+    """Calls Salesforce on behalf of the connector; build it with `from_settings`."""
+
+    def __init__(self, settings: Settings, *, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        self.settings = settings
+        self.session = session or SalesforceSession(
+            ca_cert=str(settings.ca_cert) if settings.ca_cert else None, timeout=(10.0, settings.request_timeout))
+        self.usage = ApiUsage()
+        self.calls = 0
+        self.renewals = 0
+        self._sf: Salesforce | None = None
+        self._sleep = sleep
+        self.identity_url: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> SalesforceClient:
+        return cls(settings or Settings())
+
+    # -- login ------------------------------------------------------------------------------
+    def login(self) -> Salesforce:
+        """Log in by the configured flow; raises AuthenticationFailed or ConfigurationError."""
+        s = self.settings
+        try:
+            if s.auth == "session":
+                _require(s, "instance_url", "access_token")
+                token, instance = s.access_token.get_secret_value(), s.instance_url
+            else:
+                result = self._token()
+                token, instance, self.identity_url = result.access_token, result.instance_url, result.identity_url
+        except auth.AuthenticationError as exc:
+            raise AuthenticationFailed(f"login to {s.login_url} by the {s.auth} flow failed: {exc.error}: "
+                                       f"{exc.description}") from None
+        except requests.RequestException as exc:
+            raise TransientApiError(f"could not reach {s.login_url}: {exc}") from None
+        self._sf = Salesforce(session_id=token, instance_url=instance, session=self.session,
+                              version=s.api_version, parse_float=Decimal, object_pairs_hook=dict)
+        return self._sf
+
+    def _token(self) -> auth.Token:
+        s = self.settings
+        if s.auth == "jwt":
+            _require(s, "username", "consumer_key", "private_key")
+            if not s.private_key.is_file():
+                raise ConfigurationError(f"COSELL_PRIVATE_KEY: no file at {s.private_key}")
+            return auth.jwt_bearer(self.session, login_url=s.login_url, consumer_key=s.consumer_key,
+                                   username=s.username, private_key=s.private_key)
+        if s.auth == "refresh_token":
+            _require(s, "consumer_key", "refresh_token")
+            return auth.refresh_token(self.session, login_url=s.login_url, consumer_key=s.consumer_key,
+                                      refresh=s.refresh_token.get_secret_value(),
+                                      consumer_secret=_secret(s.consumer_secret))
+        _require(s, "username", "password", "consumer_key", "consumer_secret")
+        return auth.password(self.session, login_url=s.login_url, consumer_key=s.consumer_key,
+                             consumer_secret=s.consumer_secret.get_secret_value(), username=s.username,
+                             password=s.password.get_secret_value(),
+                             security_token=_secret(s.security_token) or "")
+
+    @property
+    def sf(self) -> Salesforce:
+        return self._sf or self.login()
+
+    # -- the call wrapper -------------------------------------------------------------------
+    def call(self, operation: Callable[[Salesforce], T], *, what: str = "call") -> T:
+        """Run one API operation with quota guard, session renewal and retries."""
+        s = self.settings
+        retrying = Retrying(
+            stop=stop_after_attempt(s.max_attempts),
+            wait=wait_exponential(multiplier=s.retry_initial_wait, max=s.retry_max_wait)
+            + wait_random(0, s.retry_initial_wait),
+            retry=retry_if_exception(lambda e: isinstance(e, TransientApiError)),
+            reraise=True, before_sleep=self._log_retry(what),
+            **({"sleep": self._sleep} if self._sleep else {}))
+        return retrying(self._attempt, operation)
+
+    def _attempt(self, operation: Callable[[Salesforce], T]) -> T:
+        self.check_quota()
+        renewed = False
+        while True:
+            sf = self.sf
+            self.calls += 1
+            try:
+                result = operation(sf)
+            except sfx.SalesforceExpiredSession:
+                if renewed or self.settings.auth == "session":
+                    raise AuthenticationFailed("the session expired and could not be renewed"
+                                               + (" (a given session cannot be renewed; configure jwt)"
+                                                  if self.settings.auth == "session" else "")) from None
+                log.info("session expired; logging in again")
+                self.renewals += 1
+                renewed = True
+                self.login()
+                continue
+            except (sfx.SalesforceError, requests.RequestException) as exc:
+                raise translate(exc) from exc
+            finally:
+                self._read_usage(sf)
+            return result
+
+    def _read_usage(self, sf: Salesforce) -> None:
+        usage = (sf.api_usage or {}).get("api-usage")
+        if usage is not None:
+            self.usage = ApiUsage(usage.used, usage.total)
+
+    def check_quota(self) -> None:
+        if self.usage.total and self.usage.share >= self.settings.quota_share:
+            raise QuotaExhausted(self.usage.used, self.usage.total, self.settings.quota_share)
+
+    @staticmethod
+    def _log_retry(what: str) -> Callable[[RetryCallState], None]:
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("%s failed (attempt %d): %s; retrying in %.2fs", what, state.attempt_number, exc,
+                        state.next_action.sleep if state.next_action else 0)
+        return before_sleep
+
+    # -- discovery --------------------------------------------------------------------------
+    def limits(self) -> dict[str, Any]:
+        return self.call(lambda sf: sf.limits(), what="limits")
+
+    def identity(self) -> dict[str, Any]:
+        """Who we are logged in as (the OAuth identity URL)."""
+        url = self.identity_url
+        if not url:
+            raise ConfigurationError("no identity URL: a given session does not carry one")
+        return self.call(lambda sf: _get_json(self.session, url, sf.session_id), what="identity")
+
+    def describe_global(self, since: dt.datetime | None = None) -> Any:
+        """describeGlobal, or NOT_MODIFIED when nothing changed since `since`."""
+        headers = {"If-Modified-Since": _http_date(since)} if since else None
+
+        def op(sf: Salesforce) -> Any:
+            try:
+                return sf.describe(headers=headers)
+            except sfx.SalesforceGeneralError as exc:
+                if exc.status == 304:
+                    return NOT_MODIFIED
+                raise
+        return self.call(op, what="describeGlobal")
+
+    def describe(self, names: Iterable[str], since: dt.datetime | None = None) -> dict[str, Any]:
+        """sObject describes of many objects, 25 per composite call.
+
+        Values are the describe body, NOT_MODIFIED (unchanged since `since`) or None when
+        the org has no such object. /composite is used rather than /composite/batch: both
+        take 25 subrequests, but composite honours per-subrequest If-Modified-Since headers
+        and counts as one call against the daily limit, batch counts each subrequest."""
+        names = list(dict.fromkeys(names))
+        out: dict[str, Any] = {}
+        version = self.settings.api_version
+        for start in range(0, len(names), DESCRIBES_PER_COMPOSITE):
+            chunk = names[start:start + DESCRIBES_PER_COMPOSITE]
+            subrequests = []
+            for i, name in enumerate(chunk):
+                sub: dict[str, Any] = {"method": "GET", "referenceId": f"o{i}",
+                                       "url": f"/services/data/v{version}/sobjects/{name}/describe"}
+                if since:
+                    sub["httpHeaders"] = {"If-Modified-Since": _http_date(since)}
+                subrequests.append(sub)
+            body = {"allOrNone": False, "compositeRequest": subrequests}
+            response = self.call(lambda sf: sf.restful("composite", method="POST", json=body),
+                                 what=f"describe {', '.join(chunk)}")
+            for name, item in zip(chunk, response["compositeResponse"]):
+                status = item["httpStatusCode"]
+                if status == 200:
+                    out[name] = item["body"]
+                elif status == 304:
+                    out[name] = NOT_MODIFIED
+                elif status == 404:
+                    out[name] = None
+                else:
+                    code = _error_code(item["body"])
+                    kind = TransientApiError if status >= 500 or code in TRANSIENT_ERROR_CODES else PermanentApiError
+                    raise kind(f"describe of {name} failed: {_error_message(item['body'])}", status=status,
+                               error_code=code, object_name=name)
+        return out
+
+    # -- queries ----------------------------------------------------------------------------
+    def query(self, soql: str, *, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
+        """Every record of a SOQL query, page by page (2,000 per call), each page retried on its own."""
+        first = self.call(lambda sf: sf.query(soql, include_deleted=include_deleted), what="query")
+        page = first
+        while True:
+            for record in page["records"]:
+                record.pop("attributes", None)
+                yield record
+            if page.get("done", True):
+                return
+            next_url = page["nextRecordsUrl"]
+            page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True), what="query more")
+
+    def count(self, soql_count: str) -> int:
+        return self.call(lambda sf: sf.query(soql_count), what="count")["totalSize"]
+
+
+def _get_json(session: requests.Session, url: str, token: str) -> Any:
+    response = session.get(url, headers={"Authorization": f"Bearer {token}"})
+    if response.status_code >= 300:
+        raise SalesforceApiError(f"identity lookup failed: {response.text[:200]}", status=response.status_code,
+                                 url=url)
+    return response.json()
+
+
+def _http_date(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _require(settings: Settings, *names: str) -> None:
+    missing = [n for n in names if getattr(settings, n) in (None, "")]
+    if missing:
+        flags = ", ".join(f"COSELL_{n.upper()}" for n in missing)
+        raise ConfigurationError(f"the {settings.auth} auth flow needs {flags}")
