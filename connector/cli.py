@@ -15,6 +15,120 @@ import typer
 app = typer.Typer(help="Salesforce co-sell sync connector.", no_args_is_help=True, add_completion=False)
 emulator_app = typer.Typer(help="The built-in Salesforce org emulator.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator")
+schema_app = typer.Typer(help="The org's metadata: snapshots for offline testing.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+mapping_app = typer.Typer(help="Mapping files: validate them, export their JSON Schema.", no_args_is_help=True)
+app.add_typer(mapping_app, name="mapping")
+
+
+def _connector():
+    """Settings → client, engine, mapping; fatal configuration problems end the command with a clear line."""
+    from connector.bootstrap import build
+    from connector.config import Settings
+    from pydantic import ValidationError
+
+    try:
+        return build(Settings())
+    except ValidationError as exc:
+        typer.echo(f"error: invalid settings:\n{exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def mirror(
+    plan_only: bool = typer.Option(False, "--plan", help="Show the plan and change nothing."),
+    allow_drop: bool = typer.Option(False, "--allow-drop", help="Drop columns and tables of fields and objects "
+                                                                "that went away, instead of retiring them."),
+    load: bool = typer.Option(True, "--load/--no-load", help="Read the rows of the mirrored objects afterwards."),
+) -> None:
+    """Mirror the mapped objects of the org as tables: show the plan, apply it, load the rows."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from connector.errors import ConnectorError
+    from connector.mapping import MappingError
+
+    console = Console()
+    connector = _connector()
+    try:
+        plan = connector.mirror.plan(allow_drop=allow_drop)
+    except (ConnectorError, MappingError) as exc:
+        _fail(exc)
+    for problem in plan.problems:
+        console.print(f"[yellow]skipped[/yellow] {problem}")
+    if plan.changes:
+        console.print(f"Plan ({len(plan.pending)} change(s) to apply):")
+        for change in plan.changes:
+            console.print(f"  {'' if change.applies else '[dim](info)[/dim] '}{change}")
+    else:
+        console.print("The database matches the org and the mapping: nothing to change.")
+    if plan_only:
+        return
+    connector.mirror.apply(plan)
+    console.print(f"Applied {len(plan.pending)} change(s).")
+    if load:
+        with Progress(console=console, transient=True) as progress:
+            tasks: dict[str, int] = {}
+
+            def report(name: str, count: int) -> None:
+                if name not in tasks:
+                    tasks[name] = progress.add_task(f"loading {name}", total=None)
+                progress.update(tasks[name], completed=count, description=f"loading {name}: {count:,} rows")
+
+            try:
+                counts = connector.mirror.load(plan, progress=report)
+            except ConnectorError as exc:
+                _fail(exc)
+        for name, count in counts.items():
+            console.print(f"  {name}: {count:,} rows")
+    usage = connector.client.usage
+    console.print(f"API calls: {connector.client.calls} (org usage {usage.used}/{usage.total})")
+
+
+@schema_app.command("snapshot")
+def schema_snapshot(folder: Path = typer.Argument(..., help="Folder to write <ApiName>.json describe payloads to."),
+                    ) -> None:
+    """Save the mapped objects' describe payloads in the folder format `cosell emulator serve --org` reads."""
+    from connector.errors import ConnectorError
+
+    connector = _connector()
+    try:
+        written = connector.mirror.snapshot(folder)
+    except ConnectorError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {len(written)} describe payloads to {folder}")
+
+
+@mapping_app.command("schema")
+def mapping_schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file.")) -> None:
+    """Print the JSON Schema of the mapping file format (for editors)."""
+    from connector.mapping import mapping_json_schema
+
+    text = json.dumps(mapping_json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+        typer.echo(f"wrote {output}")
+    else:
+        typer.echo(text)
+
+
+@mapping_app.command("check")
+def mapping_check(path: Optional[Path] = typer.Argument(None, help="Mapping file (default: the configured one).")
+                  ) -> None:
+    """Validate a mapping file and list what it maps."""
+    from connector.mapping import MappingError, load_mapping
+
+    try:
+        mapping = load_mapping(path)
+    except MappingError as exc:
+        _fail(exc)
+    for name, obj in mapping.objects.items():
+        typer.echo(f"{name}: {obj.direction}, policy {obj.conflict_policy}, every {obj.poll_interval}s")
 
 
 @emulator_app.command("serve")

@@ -43,3 +43,57 @@ def settings_for(org: Emulator, **overrides):
                   retry_initial_wait=0.01, retry_max_wait=0.05, config="/nonexistent/cosell.config.yaml")
     values.update(overrides)
     return Settings(**values)
+
+
+class Database:
+    """A local database for one test: its engine and the PostgreSQL schema it may use."""
+
+    def __init__(self, engine, schema: str | None):
+        self.engine, self.schema = engine, schema
+
+    @property
+    def name(self) -> str:
+        return self.engine.dialect.name
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path):
+    """Each test that takes this runs on SQLite and on PostgreSQL.
+
+    PostgreSQL comes from COSELL_TEST_POSTGRES_URL (set by .ci/run). Outside CI a missing server
+    skips; under CI=true it fails, so a silently skipped database can never pass CI."""
+    import uuid
+
+    from sqlalchemy import text
+
+    from connector.bootstrap import make_engine
+
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'cosell.db'}")
+        yield Database(engine, None)
+        engine.dispose()
+        return
+    url = os.environ.get("COSELL_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI") == "true":
+            pytest.fail("COSELL_TEST_POSTGRES_URL is not set under CI: the PostgreSQL tests must run")
+        pytest.skip("PostgreSQL tests need COSELL_TEST_POSTGRES_URL (set by .ci/run)")
+    engine = make_engine(url)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield Database(engine, schema)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def mapping_for(database: Database, path=None):
+    """The shipped mapping (or `path`) with the test's PostgreSQL schema."""
+    from connector.mapping import load_mapping
+
+    mapping = load_mapping(path)
+    database_options = mapping.database.model_copy(update={"schema_name": database.schema})
+    return mapping.model_copy(update={"database": database_options})

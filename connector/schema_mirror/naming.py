@@ -1,0 +1,22 @@
+"""Names of mirrored tables and columns, as Salesforce admins know them from
+Heroku Connect: one table per object named by its lowercased API name, one column
+per field by its lowercased API name, the record Id in `sfid`. The connector's own
+bookkeeping columns and tables start with `_` so they never collide with a field."""
+
+from __future__ import annotations
+
+BOOKKEEPING_PREFIX = "_"
+META_TABLE_PREFIX = "_cosell_"
+
+
+def table_name(object_name: str, prefix: str = "") -> str:
+    return f"{prefix}{object_name.lower()}"
+
+
+def column_name(field_name: str) -> str:
+    return "sfid" if field_name == "Id" else field_name.lower()
+
+
+def meta_table_name(name: str, prefix: str = "") -> str:
+    """A table of the connector's own (schema metadata, picklists, runs), kept apart by its prefix."""
+    return f"{prefix}{META_TABLE_PREFIX}{name}"
