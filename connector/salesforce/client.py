@@ -199,7 +199,7 @@ class SalesforceClient:
 
     def describe_global(self, since: dt.datetime | None = None) -> Any:
         """describeGlobal, or NOT_MODIFIED when nothing changed since `since`."""
-        headers = {"If-Modified-Since": _http_date(since)} if since else None
+        headers = {"If-Modified-Since": _http_date(since)} if since else {}
 
         def op(sf: Salesforce) -> Any:
             try:

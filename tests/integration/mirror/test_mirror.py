@@ -245,3 +245,24 @@ def test_a_single_currency_org_without_territories_mirrors_cleanly(database, tmp
         counts = mirror.load(plan)
         assert counts["Opportunity"] == 10
         assert "currencyisocode" not in _rows(database, "opportunity")[0]
+
+
+def test_an_org_with_hundreds_of_fields_per_object_mirrors(database, tmp_path):
+    import json
+
+    from connector.emulator import Emulator
+    from tests.integration.emulator.test_describe_folder import _wide_object
+
+    org_dir = tmp_path / "org"
+    org_dir.mkdir()
+    (org_dir / "Wide__c.json").write_text(json.dumps(_wide_object(450)))
+    mapping_path = tmp_path / "wide.yaml"
+    mapping_path.write_text("version: 1\nobjects:\n  Wide__c: {direction: read_only}\n")
+    with Emulator(org_dir, records=25, seed=9) as org:
+        mirror = _mirror(org, database, mapping_for(database, mapping_path))
+        plan = mirror.plan()
+        assert plan.problems == [] and len(plan.objects[0].fields) >= 450
+        mirror.apply(plan)
+        assert mirror.load(plan) == {"Wide__c": 25}
+        rows = _rows(database, "wide__c")
+        assert len(rows) == 25 and all(isinstance(r["f002__c"], (Decimal, type(None))) for r in rows)

@@ -130,3 +130,11 @@ def test_query_pages_and_retries_each_page(emulator):
     emulator.faults.fail_next(1, status=503, path="/query/01g")
     names = [r["Name"] for r in client.query("SELECT Name FROM Account")]
     assert len(names) == emulator.store.count("Account")
+
+
+def test_describe_global_and_its_304(emulator):
+    client = SalesforceClient(settings_for(emulator))
+    described = client.describe_global()
+    assert {"Account", "Opportunity"} <= {o["name"] for o in described["sobjects"]}
+    emulator.advance_clock(seconds=2)
+    assert client.describe_global(since=emulator.clock.now()) is NOT_MODIFIED
