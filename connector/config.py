@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     config: Path = Field(DEFAULT_CONFIG_FILE, description="The YAML config file `cosell init` writes.")
     database_url: str = Field("sqlite:///cosell.db", description="SQLAlchemy URL of the local database "
                               "(default: a SQLite file in the working directory).")
-    mapping: Path | None = Field(None, description="Mapping file; default: the shipped mappings/cosell.yaml.")
+    mapping: Path | None = Field(None, description="Mapping file; default: the shipped connector/mappings/cosell.yaml.")
     login_url: str = Field("https://login.salesforce.com", description="OAuth login URL: login.salesforce.com, "
                            "test.salesforce.com, a My Domain, or the emulator's login_url.")
     auth: AuthFlow = Field("jwt", description="Auth flow: jwt (recommended), refresh_token, password, session.")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from connector.emulator.api import SUPPORTED_VERSIONS, VERSION_LABELS, Request, Response, error
+from connector.emulator.values import http_date
 
 if TYPE_CHECKING:
     from connector.emulator.emulator import Emulator
@@ -252,6 +253,10 @@ class _Handler(BaseHTTPRequestHandler):
                               "username": user.get("Username"), "display_name": user.get("Name"),
                               "email": user.get("Email"), "active": True, "user_type": "STANDARD",
                               "urls": {"rest": f"{emulator.instance_url}/services/data/v{{version}}/"}})
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header tells clients the org's own time (clients bound their read windows by it).
+        return http_date(self.server.emulator.clock.now())
 
     def _send(self, response: Response) -> None:
         payload = response.encoded()

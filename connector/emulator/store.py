@@ -376,6 +376,10 @@ class Store:
             if key == "attributes":
                 continue
             fdef = obj.field(key)
+            if fdef is None and isinstance(value, dict) and obj.relationship(key) is not None:
+                # A parent named by its external ID: {"Opportunity__r": {"Portal_Id__c": "..."}}.
+                fdef = obj.relationship(key)
+                value = self._resolve_external_reference(fdef, value)
             if fdef is None:
                 raise _err("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}")
             if fdef.type == "id":
@@ -397,6 +401,23 @@ class Store:
                        "settings of this field and verify that it is read/write for your profile or "
                        "permission set.", not_writable)
         return out
+
+    def _resolve_external_reference(self, fdef: FieldDef, value: dict[str, Any]) -> str:
+        keys = [k for k in value if k != "attributes"]
+        target_name = (value.get("attributes") or {}).get("type") or fdef.reference_to[0]
+        target = self.org.get_object(target_name)
+        if len(keys) != 1 or target is None:
+            raise _err("INVALID_FIELD", f"A relationship reference names exactly one external ID field: "
+                                        f"{fdef.relationship_name}")
+        ext = target.field(keys[0])
+        if ext is None or not (ext.external_id or ext.id_lookup):
+            raise _err("INVALID_FIELD", f"Field {keys[0]} is not an external ID or indexed field for "
+                                        f"{target.name}")
+        matches = self.find_by_external_id(target.name, ext.name, value[keys[0]])
+        if not matches:
+            raise _err("INVALID_FIELD", f"Foreign key external ID: {value[keys[0]]} not found for field "
+                                        f"{ext.name} in entity {target.name}")
+        return matches[0]["Id"]
 
     def _coerce(self, obj: ObjectDef, fdef: FieldDef, value: Any) -> Any:
         if fdef.type == "reference":

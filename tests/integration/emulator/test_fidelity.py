@@ -426,3 +426,24 @@ def test_changes_made_as_a_salesforce_user_are_seen_by_clients(emulator, sf):
     emulator.remove_field("Opportunity", "NextStep")
     with pytest.raises(sfx.SalesforceMalformedRequest):
         sf.query("SELECT NextStep FROM Opportunity")
+
+
+def test_a_parent_can_be_named_by_its_external_id(sf):
+    key = "0e7a4a8e-parent-0001"
+    parent = sf.Opportunity.create(_opportunity("Parent by key", Portal_Id__c=key))["id"]
+    child = sf.Co_Sell_Participant__c.create({"Opportunity__r": {"Portal_Id__c": key}, "Role__c": "Reseller"})
+    assert sf.Co_Sell_Participant__c.get(child["id"])["Opportunity__c"] == parent
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.Co_Sell_Participant__c.create({"Opportunity__r": {"Portal_Id__c": "missing"}, "Role__c": "Reseller"})
+    assert _error(exc)["errorCode"] == "INVALID_FIELD"
+    assert "Foreign key external ID: missing not found" in _error(exc)["message"]
+
+
+def test_the_date_header_carries_the_org_time(emulator, sf):
+    import email.utils
+
+    emulator.advance_clock(days=3)
+    response = sf.session.get(f"{emulator.instance_url}/services/data/v59.0/limits",
+                              headers={"Authorization": f"Bearer {sf.session_id}"})
+    served = email.utils.parsedate_to_datetime(response.headers["Date"])
+    assert abs((served - emulator.clock.now()).total_seconds()) <= 2
