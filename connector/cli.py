@@ -86,8 +86,59 @@ def mirror(
                 _fail(exc)
         for name, count in counts.items():
             console.print(f"  {name}: {count:,} rows")
+    views = connector.mirror.create_views(plan)
+    if views:
+        console.print(f"Corporate-currency views: {', '.join(views)}")
     usage = connector.client.usage
     console.print(f"API calls: {connector.client.calls} (org usage {usage.used}/{usage.total})")
+
+
+@app.command()
+def sync(
+    objects: Optional[list[str]] = typer.Option(None, "--object", "-o", help="Sync only this object (repeatable)."),
+    full: bool = typer.Option(False, "--full", help="Read every record again instead of the changes since the "
+                                                    "last run (reconciles deletes the delete log no longer has)."),
+) -> None:
+    """Run one sync cycle: pull Salesforce changes, merge, push local changes. Exit status 1 when
+    records were parked (rejected by Salesforce; see the dead-letter table), 2 on a fatal error."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from connector.errors import ConnectorError
+
+    console = Console()
+    connector = _connector()
+    with Progress(console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(name: str, what: str, count: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=None)
+            progress.update(tasks[name], completed=count, description=f"{name}: {what} {count:,}")
+
+        connector.sync.progress = report
+        try:
+            result = connector.sync.run(objects, full=full)
+        except ConnectorError as exc:
+            _fail(exc)
+    table = Table(title=f"Sync run {result.run_id}: {result.status}")
+    columns = ("pulled", "created_local", "updated_local", "deleted_local", "created_remote", "updated_remote",
+               "deleted_remote", "conflicts", "parked", "waiting")
+    table.add_column("object")
+    for column in columns:
+        table.add_column(column.replace("_", " "), justify="right")
+    for name, counts in result.objects.items():
+        table.add_row(name, *(str(getattr(counts, c)) for c in columns))
+    console.print(table)
+    console.print(f"API calls: {result.api_calls}")
+    if result.error:
+        console.print(f"[red]{result.error}[/red]")
+        raise typer.Exit(2)
+    if result.parked:
+        console.print(f"[yellow]{result.parked} record(s) parked[/yellow]: Salesforce refused them; the error is on "
+                      "each row (_sync_error) and in _cosell_dead_letters. They are retried when the row changes.")
+        raise typer.Exit(1)
 
 
 @schema_app.command("snapshot")

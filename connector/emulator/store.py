@@ -601,6 +601,11 @@ class Store:
                     if obj.name == "User" and self.current_user_id is None:
                         self.current_user_id = record["Id"]
                     self.bulk_load(obj.name, [record])
+            # Accounts seeded before the rules existed are placed once the rules are in, as the
+            # org does when it runs the assignment rules.
+            if self.org.features.territory_management and self.org.get_object("Account"):
+                for account in list(self.scan("Account")):
+                    self.assign_territories(account)
 
     def _resolve_ref(self, value: Any) -> Any:
         if isinstance(value, str) and value.startswith("@"):

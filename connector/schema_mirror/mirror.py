@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from connector.mapping import Mapping
 from connector.salesforce.client import NOT_MODIFIED, SalesforceClient
-from connector.schema_mirror import drift
+from connector.schema_mirror import currency, drift
 from connector.schema_mirror.model import MirrorProblem, ObjectSchema, object_from_describe
 from connector.schema_mirror.tables import object_table
 
@@ -71,7 +71,8 @@ class SchemaMirror:
                 continue
             mapping = self.mapping.objects[name]
             obj, found = object_from_describe(body, selects=mapping.selects, prefix=self.prefix,
-                                              requested_fields=list(mapping.fields.include or []))
+                                              requested_fields=list(mapping.fields.include or []),
+                                              synced=mapping.direction == "read_write")
             objects.append(obj)
             problems.extend(found)
         changes = drift.plan(objects, current, allow_drop=allow_drop)
@@ -81,9 +82,33 @@ class SchemaMirror:
         """Apply the plan in one transaction; a failure leaves the database as it was."""
         with self.engine.begin() as conn:
             self._ensure_schema(conn)
+            # PostgreSQL refuses to retype or drop a column a view reads: the corporate-currency
+            # views are dropped here and made again by `create_views` once the tables are final.
+            for obj in self._currency_objects(plan):
+                currency.drop_corporate_view(conn, obj.name, schema=self.schema, prefix=self.prefix)
             drift.apply(conn, plan.objects, plan.current, plan.changes, schema=self.schema, prefix=self.prefix,
                         describes=plan.describes)
         return plan.pending
+
+    def _currency_objects(self, plan: MirrorPlan) -> list[ObjectSchema]:
+        return [o for o in plan.objects if o.currency_fields and o.field("CurrencyIsoCode") is not None]
+
+    def create_views(self, plan: MirrorPlan) -> list[str]:
+        """`<table>_corporate` views: every currency amount also in the corporate currency at the dated
+        rate that applies. Needs the currency tables loaded; skipped (empty list) while they are empty."""
+        names = {o.name for o in plan.objects}
+        if not {"CurrencyType", "DatedConversionRate"} <= names:
+            return []
+        views = []
+        with self.engine.begin() as conn:
+            try:
+                for obj in self._currency_objects(plan):
+                    views.append(currency.create_corporate_view(
+                        conn, obj.name, [f.column for f in obj.currency_fields], schema=self.schema,
+                        prefix=self.prefix))
+            except currency.CurrencyError:
+                return []
+        return views
 
     def _ensure_schema(self, conn: Connection) -> None:
         if self.schema and conn.dialect.name == "postgresql":
@@ -92,6 +117,21 @@ class SchemaMirror:
     def tables(self, plan: MirrorPlan) -> dict[str, Table]:
         md = MetaData(schema=self.schema)
         return {o.name: object_table(o, md, self.engine.dialect) for o in plan.objects}
+
+    def schemas(self) -> dict[str, ObjectSchema]:
+        """The mirrored objects as last described, from the metadata tables alone (no API call)."""
+        with self.engine.connect() as conn:
+            current = drift.read_current(conn, schema=self.schema, prefix=self.prefix)
+        out = {}
+        for name, mapping in self.mapping.objects.items():
+            stored = current.get(name)
+            if stored is None or stored.retired or not stored.describe_json:
+                continue
+            obj, _ = object_from_describe(json.loads(stored.describe_json), selects=mapping.selects,
+                                          prefix=self.prefix, requested_fields=list(mapping.fields.include or []),
+                                          synced=mapping.direction == "read_write")
+            out[name] = obj
+        return out
 
     def table(self, object_name: str) -> Table:
         """The mirrored table of an object as the mirror last built it (retired columns included),

@@ -266,3 +266,23 @@ def test_an_org_with_hundreds_of_fields_per_object_mirrors(database, tmp_path):
         assert mirror.load(plan) == {"Wide__c": 25}
         rows = _rows(database, "wide__c")
         assert len(rows) == 25 and all(isinstance(r["f002__c"], (Decimal, type(None))) for r in rows)
+
+
+def test_corporate_currency_views_survive_drift(emulator, database):
+    """The views read the mirrored tables; widening a column they read must still apply (PostgreSQL
+    refuses to retype a column under a view), and the views come back afterwards."""
+    mirror = _mirror(emulator, database)
+    plan = mirror.plan()
+    mirror.apply(plan)
+    mirror.load(plan)
+    assert "opportunity_corporate" in mirror.create_views(plan)
+    emulator.advance_clock(seconds=2)
+    emulator.change_field("Opportunity", "Amount", precision=20, scale=2)
+    plan = mirror.plan()
+    mirror.apply(plan)
+    views = mirror.create_views(plan)
+    assert "opportunity_corporate" in views
+    with database.engine.connect() as conn:
+        qualified = f'"{database.schema}".opportunity_corporate' if database.schema else "opportunity_corporate"
+        count = conn.execute(text(f"SELECT COUNT(*) FROM {qualified}")).scalar()
+    assert count == emulator.store.count("Opportunity")

@@ -21,10 +21,6 @@ RULES = "Territory2AssociationRules"
 @pytest.fixture(scope="module")
 def org():
     with Emulator("cosell_demo", records=200, seed=3) as emulated:
-        # The seed's partner accounts are loaded before the seed's rules, so the org never ran the rules
-        # on them; saving an account runs them, as "Run Assignment Rules" would in a real org.
-        for account in emulated.records("SELECT Id, BillingCountry FROM Account"):
-            emulated.update("Account", account["Id"], {"BillingCountry": account.get("BillingCountry")})
         # leave deleted rows behind: an account, and with it its rule-made associations
         uk = emulated.records("SELECT Id FROM Account WHERE BillingCountry = 'United Kingdom' ORDER BY Name")
         emulated.delete("Account", uk[0]["Id"])
