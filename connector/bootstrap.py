@@ -14,6 +14,7 @@ from connector.config import Settings
 from connector.mapping import Mapping, load_mapping
 from connector.salesforce.client import SalesforceClient
 from connector.schema_mirror.mirror import SchemaMirror
+from connector.sync.engine import SyncEngine
 
 
 @dataclass
@@ -35,6 +36,10 @@ class Connector:
     @cached_property
     def mirror(self) -> SchemaMirror:
         return SchemaMirror(self.client, self.engine, self.mapping)
+
+    @cached_property
+    def sync(self) -> SyncEngine:
+        return SyncEngine(self.client, self.engine, self.mapping, self.mirror)
 
 
 def make_engine(url: str) -> Engine:

@@ -8,6 +8,7 @@ local database."""
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ T = TypeVar("T")
 TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE",
                                    "QUERY_TIMEOUT", "UNKNOWN_EXCEPTION"})
 DESCRIBES_PER_COMPOSITE = 25
+COLLECTION_SIZE = 200
 NOT_MODIFIED = object()  # a describe the org says has not changed since the given time
 
 
@@ -84,6 +86,22 @@ class SalesforceClient:
         self._sf: Salesforce | None = None
         self._sleep = sleep
         self.identity_url: str | None = None
+        # The org's clock as seen in response Date headers; read windows are bounded by it.
+        self.server_offset = dt.timedelta(0)
+        self.session.hooks["response"].append(self._remember_server_time)
+
+    def _remember_server_time(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        stamp = response.headers.get("Date")
+        if stamp:
+            try:
+                served = email.utils.parsedate_to_datetime(stamp)
+            except (TypeError, ValueError):
+                return
+            self.server_offset = served - dt.datetime.now(dt.timezone.utc)
+
+    def org_now(self) -> dt.datetime:
+        """The org's current time (whole seconds), from the last Date header it sent."""
+        return (dt.datetime.now(dt.timezone.utc) + self.server_offset).replace(microsecond=0)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> SalesforceClient:
@@ -261,8 +279,50 @@ class SalesforceClient:
             next_url = page["nextRecordsUrl"]
             page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True), what="query more")
 
+    def query_pages(self, soql: str, *, include_deleted: bool = False) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """(totalSize, records) page by page; each page is one call, retried on its own."""
+        page = self.call(lambda sf: sf.query(soql, include_deleted=include_deleted), what="query")
+        while True:
+            records = page["records"]
+            for record in records:
+                record.pop("attributes", None)
+            yield page["totalSize"], records
+            if page.get("done", True):
+                return
+            next_url = page["nextRecordsUrl"]
+            page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True), what="query more")
+
     def count(self, soql_count: str) -> int:
         return self.call(lambda sf: sf.query(soql_count), what="count")["totalSize"]
+
+    # -- sObject Collections ----------------------------------------------------------------
+    def save(self, operation: str, object_name: str, records: list[dict[str, Any]], *,
+             external_id: str | None = None) -> list[dict[str, Any]]:
+        """create / update / upsert records through sObject Collections, 200 per call, allOrNone
+        false: one result per record, in order, each with success, id and errors."""
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(records), COLLECTION_SIZE):
+            chunk = [{"attributes": {"type": object_name}, **r} for r in records[start:start + COLLECTION_SIZE]]
+            body = {"allOrNone": False, "records": chunk}
+            if operation == "create":
+                call = lambda sf, b=body: sf.restful("composite/sobjects", method="POST", json=b)  # noqa: E731
+            elif operation == "update":
+                call = lambda sf, b=body: sf.restful("composite/sobjects", method="PATCH", json=b)  # noqa: E731
+            elif operation == "upsert":
+                path = f"composite/sobjects/{object_name}/{external_id}"
+                call = lambda sf, b=body, p=path: sf.restful(p, method="PATCH", json=b)  # noqa: E731
+            else:
+                raise ValueError(f"unknown save operation {operation!r}; choose create, update or upsert")
+            results.extend(self.call(call, what=f"{operation} {len(chunk)} {object_name}"))
+        return results
+
+    def delete(self, ids: list[str]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(ids), COLLECTION_SIZE):
+            params = {"ids": ",".join(ids[start:start + COLLECTION_SIZE]), "allOrNone": "false"}
+            results.extend(self.call(lambda sf, p=params: sf.restful("composite/sobjects", method="DELETE",
+                                                                       params=p), what=f"delete {len(ids)}"))
+        return results
 
 
 def _get_json(session: requests.Session, url: str, token: str) -> Any:

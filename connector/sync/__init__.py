@@ -1,0 +1,1 @@
+"""The sync engine: pull, capture, three-way merge, conflict policies, push, watermarks and run bookkeeping."""

@@ -1,0 +1,628 @@
+"""The sync engine: one cycle per object, parents before children.
+
+Pull reads Salesforce changes in a window closed at its start and open at the
+org's time when the run began, merges each record three-way against the base
+and applies the result locally; the watermark advances in the same transaction
+as the rows it covers. Push then sends the local changes the capture triggers
+logged: creates as upserts on the external-ID field holding the row's UUID (a
+retry can never duplicate), updates with only the changed fields, deletes — all
+through sObject Collections. A field's base advances only once both sides hold
+its value, so a crash at any instant leaves a change to be sent again, never lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import MetaData, Table, and_, delete, func, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from connector.errors import AuthenticationFailed, ConnectorError, QuotaExhausted
+from connector.mapping import Mapping, ObjectMapping
+from connector.salesforce.client import SalesforceClient
+from connector.schema_mirror.mirror import SchemaMirror
+from connector.schema_mirror.model import FieldSchema, ObjectSchema, ref_uuid_column
+from connector.schema_mirror.tables import object_table
+from connector.sync import capture
+from connector.sync.merge import Conflict, merge_record, values_equal
+from connector.sync.state import SyncTables, sync_tables
+
+log = logging.getLogger("connector.sync")
+
+# Fields the org maintains; never compared as changes, never written.
+SYSTEM_FIELDS = frozenset({"Id", "IsDeleted", "SystemModstamp", "LastModifiedDate", "LastModifiedById",
+                           "CreatedDate", "CreatedById", "LastActivityDate", "LastViewedDate",
+                           "LastReferencedDate"})
+UTC = dt.timezone.utc
+
+
+@dataclass
+class ObjectCounts:
+    pulled: int = 0
+    created_local: int = 0
+    updated_local: int = 0
+    deleted_local: int = 0
+    created_remote: int = 0
+    updated_remote: int = 0
+    deleted_remote: int = 0
+    conflicts: int = 0
+    parked: int = 0
+    waiting: int = 0
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    run_id: int
+    status: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None = None
+    objects: dict[str, ObjectCounts] = field(default_factory=dict)
+    api_calls: int = 0
+    error: str | None = None
+
+    @property
+    def parked(self) -> int:
+        return sum(c.parked for c in self.objects.values())
+
+
+def encode(value: Any) -> Any:
+    """A value as the base and the conflict log keep it (JSON)."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (dt.date, dt.datetime, dt.time)):
+        return value.isoformat()
+    return value
+
+
+class SyncEngine:
+    """Keeps the mapped objects equal on both sides; build it through `connector.bootstrap`."""
+
+    def __init__(self, client: SalesforceClient, engine: Engine, mapping: Mapping, mirror: SchemaMirror, *,
+                 read_lag: dt.timedelta = dt.timedelta(0),
+                 progress: Callable[[str, str, int], None] | None = None) -> None:
+        self.client, self.engine, self.mapping, self.mirror = client, engine, mapping, mirror
+        self.schema, self.prefix = mirror.schema, mirror.prefix
+        self.read_lag = read_lag
+        self.progress = progress
+        self.meta = MetaData(schema=self.schema)
+        self.state: SyncTables = sync_tables(self.meta, self.prefix)
+
+    # -- set-up -----------------------------------------------------------------------------
+    def prepare(self) -> dict[str, ObjectSchema]:
+        """Create the sync tables and (re)install change capture on the synced tables."""
+        schemas = self.mirror.schemas()
+        if not schemas:
+            raise ConnectorError("nothing is mirrored yet: run `cosell mirror` before `cosell sync`")
+        with self.engine.begin() as conn:
+            self.meta.create_all(conn, tables=self.state.all(), checkfirst=True)
+            capture.install(conn, list(schemas.values()), self.state.changes.name, schema=self.schema)
+        return schemas
+
+    def _tables(self, schemas: dict[str, ObjectSchema]) -> dict[str, Table]:
+        md = MetaData(schema=self.schema)
+        return {name: object_table(obj, md, self.engine.dialect) for name, obj in schemas.items()}
+
+    def order(self, schemas: dict[str, ObjectSchema]) -> list[str]:
+        """Objects with parents first, so a child can be linked to a parent created in the same run."""
+        done: list[str] = []
+        visiting: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in done or name in visiting:
+                return
+            visiting.add(name)
+            for f in schemas[name].references:
+                for parent in f.reference_to:
+                    if parent in schemas and parent != name:
+                        visit(parent)
+            visiting.discard(name)
+            done.append(name)
+
+        for name in schemas:
+            visit(name)
+        return done
+
+    # -- a run ------------------------------------------------------------------------------
+    def run(self, objects: Iterable[str] | None = None, *, full: bool = False, trigger: str = "manual") -> RunReport:
+        schemas = self.prepare()
+        wanted = {o.lower() for o in objects} if objects is not None else None
+        unknown = sorted(o for o in (objects or []) if o.lower() not in {n.lower() for n in schemas})
+        if unknown:
+            raise ConnectorError(f"not mirrored: {', '.join(unknown)}; mirrored objects: {', '.join(schemas)}")
+        tables = self._tables(schemas)
+        started = dt.datetime.now(UTC)
+        calls_before = self.client.calls
+        with self.engine.begin() as conn:
+            run_id = conn.execute(self.state.runs.insert().values(
+                started_at=started, status="running", trigger=trigger)).inserted_primary_key[0]
+        report = RunReport(run_id, "running", started)
+        order = [n for n in self.order(schemas) if wanted is None or n.lower() in wanted]
+        try:
+            for name in order:
+                report.objects[name] = self._pull(schemas[name], tables, full, run_id)
+            for name in order:
+                if schemas[name].synced:
+                    self._push(schemas[name], tables, report.objects[name], run_id)
+            report.status = "parked" if report.parked else "succeeded"
+        except QuotaExhausted as exc:
+            report.status, report.error = "stopped", str(exc)
+        except AuthenticationFailed as exc:
+            report.status, report.error = "failed", str(exc)
+        except ConnectorError as exc:
+            report.status, report.error = "failed", str(exc)
+            log.error("sync run %s failed: %s", run_id, exc)
+        report.ended_at = dt.datetime.now(UTC)
+        report.api_calls = self.client.calls - calls_before
+        with self.engine.begin() as conn:
+            conn.execute(update(self.state.runs).where(self.state.runs.c.id == run_id).values(
+                ended_at=report.ended_at, status=report.status, api_calls=report.api_calls, error=report.error,
+                counts=json.dumps({n: asdict(c) for n, c in report.objects.items()})))
+        return report
+
+    # -- pull -------------------------------------------------------------------------------
+    def _watermark(self, conn: Connection, name: str) -> dt.datetime | None:
+        row = conn.execute(select(self.state.state.c.watermark).where(
+            self.state.state.c.object_name == name)).first()
+        return row[0] if row else None
+
+    def _set_watermark(self, conn: Connection, name: str, value: dt.datetime) -> None:
+        st = self.state.state
+        if conn.execute(select(st.c.object_name).where(st.c.object_name == name)).first():
+            conn.execute(update(st).where(st.c.object_name == name).values(watermark=value))
+        else:
+            conn.execute(st.insert().values(object_name=name, watermark=value))
+
+    def _pull(self, obj: ObjectSchema, tables: dict[str, Table], full: bool, run_id: int) -> ObjectCounts:
+        counts = ObjectCounts()
+        table = tables[obj.name]
+        with self.engine.connect() as conn:
+            watermark = None if full else self._watermark(conn, obj.name)
+        fields = [f for f in obj.fields]
+        if obj.field("SystemModstamp") is None:
+            return counts
+        stamp = fields_by_name(obj)["SystemModstamp"]
+        # The window is closed at the watermark and open at the org's time when the query ran (the
+        # Date header of its first page): records stamped in that second or later come next run.
+        where = f" WHERE SystemModstamp >= {_soql_datetime(watermark)}" if watermark is not None else ""
+        soql = f"SELECT {', '.join(f.name for f in fields)} FROM {obj.name}{where} ORDER BY SystemModstamp, Id"
+        include_deleted = obj.has_is_deleted and watermark is not None
+        seen: set[str] = set()
+        end: dt.datetime | None = None
+        for _total, records in self.client.query_pages(soql, include_deleted=include_deleted):
+            if end is None:
+                end = self.client.org_now() - self.read_lag
+            records = [r for r in records if stamp.to_python(r["SystemModstamp"]) < end]
+            with self.engine.begin() as conn:
+                self._apply_remote_page(conn, obj, tables, records, counts, run_id)
+                if records:
+                    self._set_watermark(conn, obj.name, stamp.to_python(records[-1]["SystemModstamp"]))
+            seen.update(r["Id"] for r in records)
+            counts.pulled += len(records)
+            if self.progress:
+                self.progress(obj.name, "pulled", counts.pulled)
+        with self.engine.begin() as conn:
+            if watermark is None:
+                self._reconcile_absent(conn, obj, table, seen, counts)
+            self._set_watermark(conn, obj.name, end)
+        return counts
+
+    def _reconcile_absent(self, conn: Connection, obj: ObjectSchema, table: Table, seen: set[str],
+                          counts: ObjectCounts) -> None:
+        """After a full read, rows whose record the org no longer has are deleted locally (a synced
+        row that changed locally is left for the merge of the next run to decide)."""
+        dirty = self._dirty_uuids(conn, obj.name)
+        rows = conn.execute(select(table.c._uuid, table.c.sfid).where(table.c.sfid.is_not(None))).all()
+        gone = [r for r in rows if r.sfid not in seen and r._uuid not in dirty]
+        for r in gone:
+            self._delete_local(conn, table, r._uuid)
+            counts.deleted_local += 1
+
+    def _dirty_uuids(self, conn: Connection, name: str) -> dict[str, dt.datetime]:
+        ch = self.state.changes
+        rows = conn.execute(select(ch.c.row_uuid, func.max(ch.c.changed_at)).where(ch.c.object_name == name)
+                            .group_by(ch.c.row_uuid)).all()
+        return {r[0]: r[1] for r in rows}
+
+    def _apply_remote_page(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
+                           records: list[dict[str, Any]], counts: ObjectCounts, run_id: int) -> None:
+        table = tables[obj.name]
+        by_name = fields_by_name(obj)
+        om = self.mapping.objects[obj.name]
+        ext_field = by_name.get(om.external_id) if om.external_id else None
+        ids = [r["Id"] for r in records]
+        local_rows = {row.sfid: dict(row._mapping) for row in conn.execute(
+            select(table).where(table.c.sfid.in_(ids)))} if ids else {}
+        ext_values = [r.get(ext_field.name) for r in records if ext_field and r.get(ext_field.name)
+                      and r["Id"] not in local_rows]
+        by_uuid = {row._uuid: dict(row._mapping) for row in conn.execute(
+            select(table).where(table.c._uuid.in_(ext_values)))} if ext_values else {}
+        dirty = self._dirty_uuids(conn, obj.name) if obj.synced else {}
+        ch = self.state.changes
+        deleted_here = {r.sfid: r for r in conn.execute(
+            select(ch.c.row_uuid, ch.c.sfid, ch.c.changed_at, ch.c.base).where(and_(
+                ch.c.object_name == obj.name, ch.c.op == "D", ch.c.sfid.in_(ids))))} if obj.synced and ids else {}
+        merge_fields = [f.name for f in obj.fields if f.name not in SYSTEM_FIELDS]
+        writable = {f.name for f in obj.fields if (f.createable or f.updateable) and f.name not in SYSTEM_FIELDS}
+        for record in records:
+            remote = {f.name: f.to_python(record.get(f.name)) for f in obj.fields}
+            local = local_rows.get(record["Id"])
+            if local is None and ext_field is not None and record.get(ext_field.name) in by_uuid:
+                local = by_uuid[record[ext_field.name]]
+            deleted = bool(remote.get("IsDeleted"))
+            if local is None and record["Id"] in deleted_here:
+                self._merge_local_delete(conn, obj, tables, table, record["Id"], deleted_here[record["Id"]],
+                                         remote, deleted, merge_fields, writable, om, run_id, counts)
+                continue
+            if local is None:
+                if deleted:
+                    continue
+                self._insert_local(conn, obj, tables, table, remote)
+                counts.created_local += 1
+                continue
+            base = self._decode_base(obj, local.get("_base"))
+            local_values = {f.name: local.get(f.column) for f in obj.fields}
+            is_dirty = obj.synced and local["_uuid"] in dirty
+            result = merge_record(
+                object_name=obj.name, record_key=record["Id"], fields=merge_fields, base=base,
+                local=local_values, remote=remote, local_state="present",
+                remote_state="deleted" if deleted else "present",
+                policy_for=om.policy_for, record_policy=om.conflict_policy,
+                local_changed_at=dirty.get(local["_uuid"]), remote_changed_at=remote.get("SystemModstamp"),
+                remote_writable=writable if obj.synced else (), local_dirty=is_dirty)
+            self._log_conflicts(conn, obj, local["_uuid"], record["Id"], result.conflicts, run_id, counts)
+            if result.action == "delete_local":
+                self._delete_local(conn, table, local["_uuid"])
+                counts.deleted_local += 1
+                continue
+            if result.action == "restore_remote":
+                # The local edit wins over a Salesforce delete: the row is created again from its values.
+                conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(
+                    sfid=None, _base=None, _sync_version=table.c._sync_version + 1))
+                self._mark_dirty(conn, obj.name, local["_uuid"])
+                continue
+            new_local = dict(result.to_local)
+            # System fields always follow Salesforce; they are never merged.
+            for name in SYSTEM_FIELDS:
+                if name in by_name and name != "IsDeleted":
+                    new_local[name] = remote.get(name)
+            agreed = dict(result.merged)
+            for name in result.to_remote:     # not yet in Salesforce: keep the old base so push sends it
+                agreed[name] = (base or {}).get(name)
+            values = {by_name[n].column: v for n, v in new_local.items() if n in by_name}
+            values.update(self._ref_uuids(conn, obj, tables, {**local_values, **new_local}))
+            values.update(sfid=record["Id"], _base=self._encode_base(agreed), _synced_at=dt.datetime.now(UTC),
+                          _sync_version=table.c._sync_version + 1)
+            conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(**values))
+            if result.to_local:
+                counts.updated_local += 1
+
+    def _merge_local_delete(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table], table: Table,
+                            sfid: str, entry: Any, remote: dict[str, Any], remote_deleted: bool,
+                            merge_fields: list[str], writable: set[str], om: ObjectMapping, run_id: int,
+                            counts: ObjectCounts) -> None:
+        """A row deleted in the portal whose record Salesforce also changed: merge the delete."""
+        if remote_deleted:
+            conn.execute(delete(self.state.changes).where(self.state.changes.c.row_uuid == entry.row_uuid))
+            return
+        result = merge_record(
+            object_name=obj.name, record_key=sfid, fields=merge_fields, base=self._decode_base(obj, entry.base),
+            local=None, remote=remote, local_state="deleted", remote_state="present",
+            policy_for=om.policy_for, record_policy=om.conflict_policy, local_changed_at=entry.changed_at,
+            remote_changed_at=remote.get("SystemModstamp"), remote_writable=writable, local_dirty=True)
+        self._log_conflicts(conn, obj, entry.row_uuid, sfid, result.conflicts, run_id, counts)
+        if result.action in ("restore_local", "create_local"):
+            remote = dict(remote)
+            self._insert_local(conn, obj, tables, table, remote, row_uuid=entry.row_uuid)
+            conn.execute(delete(self.state.changes).where(self.state.changes.c.row_uuid == entry.row_uuid))
+            counts.created_local += 1
+        # delete_remote: the push sends the delete logged by the trigger.
+
+    def _insert_local(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table], table: Table,
+                      remote: dict[str, Any], row_uuid: str | None = None) -> None:
+        values = {f.column: remote.get(f.name) for f in obj.fields}
+        om = self.mapping.objects[obj.name]
+        if row_uuid:
+            values["_uuid"] = row_uuid
+        elif om.external_id and remote.get(om.external_id):
+            values["_uuid"] = remote[om.external_id]
+        if obj.synced:
+            values.update(self._ref_uuids(conn, obj, tables, remote))
+        base = {f.name: remote.get(f.name) for f in obj.fields if f.name not in SYSTEM_FIELDS}
+        values.update(_base=self._encode_base(base), _sync_version=1, _synced_at=dt.datetime.now(UTC))
+        conn.execute(table.insert().values(**values))
+
+    def _ref_uuids(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
+                   values: dict[str, Any]) -> dict[str, Any]:
+        """For a synced object, the `_<ref>_uuid` of each reference whose parent row is mirrored."""
+        if not obj.synced:
+            return {}
+        out: dict[str, Any] = {}
+        for f in obj.references:
+            if f.name in ("CreatedById", "LastModifiedById"):
+                continue
+            parent_id = values.get(f.name)
+            parent = next((tables[p] for p in f.reference_to if p in tables), None)
+            if parent_id and parent is not None:
+                uuid = conn.execute(select(parent.c._uuid).where(parent.c.sfid == parent_id)).scalar()
+                if uuid:
+                    out[ref_uuid_column(f)] = uuid
+        return out
+
+    def _delete_local(self, conn: Connection, table: Table, row_uuid: str) -> None:
+        conn.execute(update(table).where(table.c._uuid == row_uuid).values(
+            _sync_version=capture.CONNECTOR_DELETE_MARK))
+        conn.execute(delete(table).where(table.c._uuid == row_uuid))
+        conn.execute(delete(self.state.changes).where(self.state.changes.c.row_uuid == row_uuid))
+
+    def _mark_dirty(self, conn: Connection, name: str, row_uuid: str) -> None:
+        conn.execute(self.state.changes.insert().values(object_name=name, row_uuid=row_uuid, op="U",
+                                                        changed_at=dt.datetime.now(UTC)))
+
+    def _log_conflicts(self, conn: Connection, obj: ObjectSchema, row_uuid: str, sfid: str | None,
+                       conflicts: Iterable[Conflict], run_id: int, counts: ObjectCounts) -> None:
+        rows = []
+        for c in conflicts:
+            rows.append(dict(run_id=run_id, object_name=obj.name, record_uuid=row_uuid, sfid=sfid,
+                             field_name=c.field, base_value=_json(c.base), local_value=_json(c.local),
+                             remote_value=_json(c.remote), local_changed_at=c.local_changed_at,
+                             remote_changed_at=c.remote_changed_at, policy=c.policy, winner=c.winner,
+                             outcome_value=_json(c.value), parked=c.parked, reason=c.reason,
+                             created_at=dt.datetime.now(UTC)))
+        if rows:
+            conn.execute(self.state.conflicts.insert(), rows)
+            counts.conflicts += len(rows)
+
+    # -- push -------------------------------------------------------------------------------
+    def _push(self, obj: ObjectSchema, tables: dict[str, Table], counts: ObjectCounts, run_id: int) -> None:
+        table = tables[obj.name]
+        om = self.mapping.objects[obj.name]
+        by_name = fields_by_name(obj)
+        ch = self.state.changes
+        with self.engine.connect() as conn:
+            snapshot = conn.execute(select(func.max(ch.c.id)).where(ch.c.object_name == obj.name)).scalar()
+            if snapshot is None:
+                return
+            entries = conn.execute(select(ch.c.row_uuid, ch.c.sfid, ch.c.op).where(
+                and_(ch.c.object_name == obj.name, ch.c.id <= snapshot)).order_by(ch.c.id)).all()
+            uuids = list(dict.fromkeys(e.row_uuid for e in entries))
+            rows = {}
+            for start in range(0, len(uuids), 500):
+                for row in conn.execute(select(table).where(table.c._uuid.in_(uuids[start:start + 500]))):
+                    rows[row._uuid] = dict(row._mapping)
+        creates, updates, deletes, consumed = [], [], [], []
+        last_sfid = {e.row_uuid: e.sfid for e in entries if e.sfid}
+        for row_uuid in uuids:
+            row = rows.get(row_uuid)
+            if row is None:
+                sfid = last_sfid.get(row_uuid)
+                if sfid:
+                    deletes.append((row_uuid, sfid))
+                else:
+                    consumed.append(row_uuid)     # created and deleted locally before it ever left
+                continue
+            base = self._decode_base(obj, row.get("_base")) or {}
+            if row["sfid"] is None:
+                payload = self._payload(obj, om, tables, row, base=None)
+                if om.external_id:
+                    payload[om.external_id] = row["_uuid"]
+                creates.append((row_uuid, payload))
+                continue
+            payload = self._payload(obj, om, tables, row, base=base)
+            if payload:
+                updates.append((row_uuid, {"Id": row["sfid"], **payload}))
+            else:
+                consumed.append(row_uuid)
+        now = dt.datetime.now(UTC)
+        with self.engine.begin() as conn:
+            self._consume(conn, obj.name, consumed, snapshot)
+        if creates:
+            if om.external_id:
+                results = self.client.save("upsert", obj.name, [p for _, p in creates], external_id=om.external_id)
+            else:
+                results = self.client.save("create", obj.name, [p for _, p in creates])
+            self._record_results(obj, table, by_name, creates, results, "create", counts, snapshot, now)
+        if updates:
+            results = self.client.save("update", obj.name, [p for _, p in updates])
+            self._record_results(obj, table, by_name, updates, results, "update", counts, snapshot, now)
+        if deletes:
+            results = self.client.delete([sfid for _, sfid in deletes])
+            with self.engine.begin() as conn:
+                done = []
+                for (row_uuid, sfid), result in zip(deletes, results):
+                    codes = {e.get("statusCode") for e in result.get("errors", [])}
+                    if result.get("success") or codes & {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"}:
+                        done.append(row_uuid)
+                        counts.deleted_remote += 1
+                    else:
+                        self._park(conn, obj.name, row_uuid, sfid, "delete", result, now, table=None)
+                        counts.parked += 1
+                        done.append(row_uuid)
+                self._consume(conn, obj.name, done, snapshot)
+
+    def _payload(self, obj: ObjectSchema, om: ObjectMapping, tables: dict[str, Table], row: dict[str, Any],
+                 base: dict[str, Any] | None) -> dict[str, Any]:
+        """What to send: every createable value for a create, only changed updateable fields for an update."""
+        out: dict[str, Any] = {}
+        for f in obj.fields:
+            if f.name in SYSTEM_FIELDS:
+                continue
+            value = row.get(f.column)
+            if base is None:
+                if not f.createable:
+                    continue
+                if f.sf_type == "reference" and value is None:
+                    ref = self._parent_reference(f, tables, row)
+                    if ref is not None:
+                        out[ref[0]] = ref[1]
+                    continue
+                if value is None:
+                    continue
+            else:
+                if not f.updateable:
+                    continue
+                if f.sf_type == "reference" and value is None:
+                    ref = self._parent_reference(f, tables, row)
+                    if ref is not None:
+                        out[ref[0]] = ref[1]
+                        continue
+                if values_equal(value, base.get(f.name)):
+                    continue
+            out[f.name] = _wire(f, value)
+        return out
+
+    def _parent_reference(self, f: FieldSchema, tables: dict[str, Table], row: dict[str, Any]):
+        """A parent named by the portal through `_<ref>_uuid`: its Id when Salesforce has it, else a
+        relationship reference by the parent's external ID, which Salesforce resolves itself."""
+        column = ref_uuid_column(f)
+        parent_uuid = row.get(column)
+        if not parent_uuid or not f.relationship_name:
+            return None
+        for parent_name in f.reference_to:
+            parent = tables.get(parent_name)
+            if parent is None:
+                continue
+            with self.engine.connect() as conn:
+                sfid = conn.execute(select(parent.c.sfid).where(parent.c._uuid == parent_uuid)).scalar()
+            if sfid:
+                return f.name, sfid
+            parent_mapping = self.mapping.objects.get(parent_name)
+            if parent_mapping is not None and parent_mapping.external_id:
+                return f.relationship_name, {parent_mapping.external_id: parent_uuid}
+        return None
+
+    def _record_results(self, obj: ObjectSchema, table: Table, by_name: dict[str, FieldSchema],
+                        sent: list[tuple[str, dict[str, Any]]], results: list[dict[str, Any]], operation: str,
+                        counts: ObjectCounts, snapshot: int, now: dt.datetime) -> None:
+        with self.engine.begin() as conn:
+            done = []
+            for (row_uuid, payload), result in zip(sent, results):
+                if result.get("success"):
+                    row = conn.execute(select(table).where(table.c._uuid == row_uuid)).first()
+                    if row is None:
+                        continue
+                    row = dict(row._mapping)
+                    base = self._decode_base(obj, row.get("_base")) or {}
+                    for f in obj.fields:
+                        if f.name in payload or (operation == "create" and f.name not in SYSTEM_FIELDS):
+                            base[f.name] = row.get(f.column)
+                    values = dict(_base=self._encode_base(base), _sync_error=None, _synced_at=now,
+                                  _sync_version=table.c._sync_version + 1)
+                    if operation == "create":
+                        values["sfid"] = result["id"]
+                        om = self.mapping.objects[obj.name]
+                        if om.external_id and by_name.get(om.external_id):
+                            values[by_name[om.external_id].column] = row_uuid
+                            base[om.external_id] = row_uuid
+                            values["_base"] = self._encode_base(base)
+                        for f in obj.references:
+                            if isinstance(payload.get(f.relationship_name or ""), dict):
+                                values[f.column] = None   # filled with the parent's Id by the next pull
+                    conn.execute(update(table).where(table.c._uuid == row_uuid).values(**values))
+                    conn.execute(delete(self.state.dead_letters).where(and_(
+                        self.state.dead_letters.c.object_name == obj.name,
+                        self.state.dead_letters.c.record_uuid == row_uuid)))
+                    done.append(row_uuid)
+                    if operation == "create":
+                        counts.created_remote += 1
+                    else:
+                        counts.updated_remote += 1
+                    continue
+                errors = result.get("errors") or []
+                if any("Foreign key external ID" in (e.get("message") or "") for e in errors):
+                    counts.waiting += 1     # the parent is not in Salesforce yet; linked on a later run
+                    continue
+                self._park(conn, obj.name, row_uuid, payload.get("Id"), operation, result, now, table=table)
+                counts.parked += 1
+                done.append(row_uuid)
+            self._consume(conn, obj.name, done, snapshot)
+
+    def _park(self, conn: Connection, name: str, row_uuid: str, sfid: str | None, operation: str,
+              result: dict[str, Any], now: dt.datetime, table: Table | None) -> None:
+        """A record Salesforce refused: the error on the row and in the dead-letter table. It is
+        retried when the row changes again or when an admin asks (`retry_parked`)."""
+        errors = result.get("errors") or [{}]
+        first = errors[0]
+        message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
+        dl = self.state.dead_letters
+        existing = conn.execute(select(dl.c.attempts).where(and_(dl.c.object_name == name,
+                                                                  dl.c.record_uuid == row_uuid))).scalar()
+        values = dict(sfid=sfid, operation=operation, error_code=first.get("statusCode"),
+                      message=first.get("message"), fields=json.dumps(first.get("fields") or []),
+                      last_failed_at=now)
+        if existing is None:
+            conn.execute(dl.insert().values(object_name=name, record_uuid=row_uuid, attempts=1,
+                                            first_failed_at=now, **values))
+        else:
+            conn.execute(update(dl).where(and_(dl.c.object_name == name, dl.c.record_uuid == row_uuid))
+                         .values(attempts=existing + 1, **values))
+        if table is not None:
+            conn.execute(update(table).where(table.c._uuid == row_uuid).values(
+                _sync_error=message, _sync_version=table.c._sync_version + 1))
+        log.warning("%s %s %s parked: %s", name, operation, sfid or row_uuid, message)
+
+    def _consume(self, conn: Connection, name: str, row_uuids: list[str], snapshot: int) -> None:
+        ch = self.state.changes
+        for start in range(0, len(row_uuids), 500):
+            conn.execute(delete(ch).where(and_(ch.c.object_name == name, ch.c.id <= snapshot,
+                                               ch.c.row_uuid.in_(row_uuids[start:start + 500]))))
+
+    def retry_parked(self, object_name: str | None = None) -> int:
+        """Queue parked records to be sent again on the next run (after an admin fixed the cause)."""
+        dl = self.state.dead_letters
+        with self.engine.begin() as conn:
+            query = select(dl.c.object_name, dl.c.record_uuid, dl.c.sfid)
+            if object_name:
+                query = query.where(dl.c.object_name == object_name)
+            rows = conn.execute(query).all()
+            for r in rows:
+                self._mark_dirty(conn, r.object_name, r.record_uuid)
+        return len(rows)
+
+    # -- base -------------------------------------------------------------------------------
+    def _encode_base(self, values: dict[str, Any]) -> str:
+        return json.dumps({k: encode(v) for k, v in values.items()}, separators=(",", ":"), sort_keys=True)
+
+    def _decode_base(self, obj: ObjectSchema, raw: str | None) -> dict[str, Any] | None:
+        if not raw:
+            return None
+        by_name = fields_by_name(obj)
+        out = {}
+        for name, value in json.loads(raw).items():
+            f = by_name.get(name)
+            out[name] = f.to_python(value) if f is not None else value
+        return out
+
+
+def fields_by_name(obj: ObjectSchema) -> dict[str, FieldSchema]:
+    return {f.name: f for f in obj.fields}
+
+
+def _wire(f: FieldSchema, value: Any) -> Any:
+    """A local value as the REST API takes it."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return float(value) if f.scale else int(value)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return value
+
+
+def _json(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return json.dumps({k: encode(v) for k, v in value.items()}, sort_keys=True)
+    return json.dumps(encode(value))
+
+
+def _soql_datetime(value: dt.datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,190 @@
+"""The sync engine against the emulator over HTTPS, on SQLite and PostgreSQL:
+changes travel both ways, the connector's own writes never echo, conflicts are
+resolved by policy and logged, deletes travel, children created in the portal
+before their parent reach Salesforce linked, rejected records are parked."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import MetaData, func, insert, select, update
+
+from connector.salesforce.client import SalesforceClient
+from connector.schema_mirror.mirror import SchemaMirror
+from connector.sync.engine import SyncEngine
+from tests.conftest import mapping_for, settings_for
+
+
+class Harness:
+    """One org, one database, the connector between them; `tick()` moves the org's clock a second."""
+
+    def __init__(self, org, database):
+        self.org, self.database = org, database
+        self.client = SalesforceClient(settings_for(org))
+        mapping = mapping_for(database)
+        self.mirror = SchemaMirror(self.client, database.engine, mapping)
+        self.mirror.apply(self.mirror.plan())
+        self.engine = SyncEngine(self.client, database.engine, mapping, self.mirror)
+        self.schemas = self.engine.prepare()
+        self.tables = self.engine._tables(self.schemas)
+
+    def tick(self, seconds: int = 1) -> None:
+        self.org.advance_clock(seconds=seconds)
+
+    def sync(self, *objects):
+        self.tick()
+        report = self.engine.run(objects or None)
+        assert report.status in ("succeeded", "parked"), report.error
+        return report
+
+    def rows(self, name: str, *where):
+        table = self.tables[name]
+        with self.database.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(table).where(*where))]
+
+    def execute(self, statement):
+        """A write by the portal (any SQL client): plain SQL, no connector involved."""
+        with self.database.engine.begin() as conn:
+            return conn.execute(statement)
+
+    def conflicts(self):
+        with self.database.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(select(self.engine.state.conflicts))]
+
+
+@pytest.fixture
+def h(emulator, database):
+    return Harness(emulator, database)
+
+
+def test_initial_load_then_idle_run_changes_nothing(h):
+    first = h.sync()
+    for name in ("Account", "Opportunity", "Co_Sell_Participant__c", "Deal_Registration__c"):
+        assert len(h.rows(name)) == h.org.store.count(name), name
+        assert first.objects[name].created_remote == 0
+    h.org.calls.reset()
+    second = h.sync()
+    assert all(c.pulled == 0 and c.updated_remote == 0 and c.created_remote == 0 for c in second.objects.values())
+    assert h.org.calls["collections_update"] == 0 and h.org.calls["collections_upsert"] == 0, "no echo"
+
+
+def test_a_salesforce_change_reaches_the_portal(h):
+    h.sync()
+    opp = h.org.records("SELECT Id FROM Opportunity LIMIT 1")[0]["Id"]
+    h.tick()
+    h.org.update("Opportunity", opp, {"NextStep": "Joint call with AWS", "Amount": 4242.42})
+    h.sync()
+    row = h.rows("Opportunity", h.tables["Opportunity"].c.sfid == opp)[0]
+    assert row["nextstep"] == "Joint call with AWS" and row["amount"] == Decimal("4242.42")
+
+
+def test_a_portal_edit_reaches_salesforce_and_does_not_come_back(h):
+    h.sync()
+    t = h.tables["Opportunity"]
+    row = h.rows("Opportunity")[0]
+    h.execute(update(t).where(t.c._uuid == row["_uuid"]).values(nextstep="Partner kickoff booked"))
+    report = h.sync()
+    assert report.objects["Opportunity"].updated_remote == 1
+    assert h.org.get("Opportunity", row["sfid"])["NextStep"] == "Partner kickoff booked"
+    h.org.calls.reset()
+    again = h.sync()
+    assert again.objects["Opportunity"].updated_remote == 0 and again.objects["Opportunity"].updated_local == 0
+
+
+def test_records_created_in_the_portal_are_created_once_and_linked(h):
+    h.sync()
+    account = h.rows("Account")[0]
+    opp_t, part_t = h.tables["Opportunity"], h.tables["Co_Sell_Participant__c"]
+    h.execute(insert(opp_t).values(name="Portal deal", stagename="Prospecting",
+                                   closedate=__import__("datetime").date(2026, 6, 30), accountid=account["sfid"]))
+    opp_uuid = h.rows("Opportunity", opp_t.c.name == "Portal deal")[0]["_uuid"]
+    h.execute(insert(part_t).values(role__c="System Integrator", attribution__c="Influenced",
+                                    _opportunity__c_uuid=opp_uuid))
+    report = h.sync()
+    assert report.objects["Opportunity"].created_remote == 1
+    assert report.objects["Co_Sell_Participant__c"].created_remote == 1
+    in_org = h.org.records(f"SELECT Id, Portal_Id__c FROM Opportunity WHERE Name = 'Portal deal'")
+    assert len(in_org) == 1 and in_org[0]["Portal_Id__c"] == opp_uuid
+    parts = h.org.records(f"SELECT Id, Opportunity__c FROM Co_Sell_Participant__c "
+                          f"WHERE Opportunity__c = '{in_org[0]['Id']}' AND Role__c = 'System Integrator'")
+    assert len(parts) == 1
+    h.sync()
+    h.sync()
+    assert len(h.org.records("SELECT Id FROM Opportunity WHERE Name = 'Portal deal'")) == 1, "no duplicate"
+    local = h.rows("Co_Sell_Participant__c", part_t.c.sfid == parts[0]["Id"])[0]
+    assert local["opportunity__c"] == in_org[0]["Id"], "the child learns its parent's Id"
+
+
+def test_concurrent_edits_are_resolved_by_policy_and_logged(h):
+    h.sync()
+    t = h.tables["Opportunity"]
+    row = h.rows("Opportunity")[0]
+    h.execute(update(t).where(t.c._uuid == row["_uuid"]).values(nextstep="portal says", stagename="Closed Lost"))
+    h.tick(5)
+    h.org.update("Opportunity", row["sfid"], {"NextStep": "org says", "StageName": "Negotiation/Review"})
+    h.sync()
+    final_local = h.rows("Opportunity", t.c._uuid == row["_uuid"])[0]
+    final_org = h.org.get("Opportunity", row["sfid"])
+    # latest_wins on the object: the org edited later; StageName is salesforce_wins by field policy.
+    assert final_local["nextstep"] == final_org["NextStep"] == "org says"
+    assert final_local["stagename"] == final_org["StageName"] == "Negotiation/Review"
+    logged = {(c["field_name"], c["policy"]) for c in h.conflicts()}
+    assert ("NextStep", "latest_wins") in logged and ("StageName", "salesforce_wins") in logged
+    lost = next(c for c in h.conflicts() if c["field_name"] == "NextStep")
+    assert "portal says" in lost["local_value"] and "org says" in lost["remote_value"]
+    assert lost["local_changed_at"] is not None and lost["remote_changed_at"] is not None
+
+
+def test_deletes_travel_both_ways(h):
+    h.sync()
+    opps = h.rows("Opportunity")
+    h.tick()
+    h.org.delete("Opportunity", opps[0]["sfid"])
+    h.sync()
+    assert h.rows("Opportunity", h.tables["Opportunity"].c.sfid == opps[0]["sfid"]) == []
+    h.execute(h.tables["Opportunity"].delete().where(h.tables["Opportunity"].c._uuid == opps[1]["_uuid"]))
+    report = h.sync()
+    assert report.objects["Opportunity"].deleted_remote == 1
+    assert h.org.get("Opportunity", opps[1]["sfid"])["IsDeleted"] is True
+
+
+def test_a_record_salesforce_rejects_is_parked_and_the_rest_sync(h):
+    h.sync()
+    t = h.tables["Opportunity"]
+    bad, good = h.rows("Opportunity")[:2]
+    h.execute(update(t).where(t.c._uuid == bad["_uuid"]).values(stagename="Maybe Later"))
+    h.execute(update(t).where(t.c._uuid == good["_uuid"]).values(nextstep="still fine"))
+    report = h.sync()
+    assert report.status == "parked" and report.objects["Opportunity"].parked == 1
+    assert h.org.get("Opportunity", good["sfid"])["NextStep"] == "still fine"
+    parked = h.rows("Opportunity", t.c._uuid == bad["_uuid"])[0]
+    assert "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" in parked["_sync_error"]
+    with h.database.engine.connect() as conn:
+        letter = conn.execute(select(h.engine.state.dead_letters)).mappings().one()
+    assert letter["error_code"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" and letter["fields"] == '["StageName"]'
+    h.execute(update(t).where(t.c._uuid == bad["_uuid"]).values(stagename="Qualification"))
+    fixed = h.sync()
+    assert fixed.status == "succeeded"
+    assert h.org.get("Opportunity", bad["sfid"])["StageName"] == "Qualification"
+    assert h.rows("Opportunity", t.c._uuid == bad["_uuid"])[0]["_sync_error"] is None
+
+
+def test_pushing_n_changes_costs_ceil_n_over_200_calls(h):
+    h.sync()
+    t = h.tables["Account"]
+    accounts = h.rows("Account")
+    with h.org.store.lock:
+        h.org.store.bulk_load("Account", ({"Id": h.org.store.new_id("Account"), "Name": f"Bulk {i}"}
+                                          for i in range(450)))
+    h.sync()
+    n = len(h.rows("Account"))
+    h.execute(update(t).values(description="touched by the portal"))
+    h.org.calls.reset()
+    report = h.sync("Account")
+    assert report.objects["Account"].updated_remote == n
+    assert h.org.calls["collections_update"] == math.ceil(n / 200)
+    pulls = h.org.calls["query"] + h.org.calls["query_more"] + h.org.calls["query_all"]
+    assert pulls <= 2, "an idle pull of one object costs one call"
+    assert accounts
