@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
+from urllib.parse import quote_plus
 
 import requests
 from simple_salesforce import Salesforce
@@ -33,6 +34,7 @@ T = TypeVar("T")
 TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE",
                                    "QUERY_TIMEOUT", "UNKNOWN_EXCEPTION"})
 DESCRIBES_PER_COMPOSITE = 25
+COMPOSITE_QUERIES = 5
 COLLECTION_SIZE = 200
 NOT_MODIFIED = object()  # a describe the org says has not changed since the given time
 
@@ -279,9 +281,12 @@ class SalesforceClient:
             next_url = page["nextRecordsUrl"]
             page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True), what="query more")
 
-    def query_pages(self, soql: str, *, include_deleted: bool = False) -> Iterator[tuple[int, list[dict[str, Any]]]]:
-        """(totalSize, records) page by page; each page is one call, retried on its own."""
-        page = self.call(lambda sf: sf.query(soql, include_deleted=include_deleted), what="query")
+    def query_pages(self, soql: str, *, include_deleted: bool = False,
+                    first: dict[str, Any] | None = None) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """(totalSize, records) page by page; each page is one call, retried on its own. `first` is a
+        first page already fetched (by `composite_queries`), continued from its nextRecordsUrl."""
+        page = first if first is not None else self.call(
+            lambda sf: sf.query(soql, include_deleted=include_deleted), what="query")
         while True:
             records = page["records"]
             for record in records:
@@ -291,6 +296,29 @@ class SalesforceClient:
                 return
             next_url = page["nextRecordsUrl"]
             page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True), what="query more")
+
+    def composite_queries(self, queries: list[tuple[str, bool]]) -> list[dict[str, Any] | Exception]:
+        """The first pages of several queries (soql, include_deleted), five per composite call, so an
+        idle poll of M objects costs ceil(M/5) calls. A failed query comes back as its exception."""
+        out: list[dict[str, Any] | Exception] = []
+        version = self.settings.api_version
+        for start in range(0, len(queries), COMPOSITE_QUERIES):
+            chunk = queries[start:start + COMPOSITE_QUERIES]
+            body = {"allOrNone": False, "compositeRequest": [
+                {"method": "GET", "referenceId": f"q{i}",
+                 "url": f"/services/data/v{version}/{'queryAll' if deleted else 'query'}?q={quote_plus(soql)}"}
+                for i, (soql, deleted) in enumerate(chunk)]}
+            response = self.call(lambda sf, b=body: sf.restful("composite", method="POST", json=b),
+                                 what=f"{len(chunk)} queries")
+            for item in response["compositeResponse"]:
+                status = item["httpStatusCode"]
+                if status == 200:
+                    out.append(item["body"])
+                    continue
+                code = _error_code(item["body"])
+                kind = TransientApiError if status >= 500 or code in TRANSIENT_ERROR_CODES else PermanentApiError
+                out.append(kind(_error_message(item["body"]), status=status, error_code=code))
+        return out
 
     def count(self, soql_count: str) -> int:
         return self.call(lambda sf: sf.query(soql_count), what="count")["totalSize"]

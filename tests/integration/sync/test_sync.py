@@ -188,3 +188,24 @@ def test_pushing_n_changes_costs_ceil_n_over_200_calls(h):
     pulls = h.org.calls["query"] + h.org.calls["query_more"] + h.org.calls["query_all"]
     assert pulls <= 2, "an idle pull of one object costs one call"
     assert accounts
+
+
+def test_an_idle_poll_of_m_objects_costs_ceil_m_over_5_calls(h):
+    h.sync()
+    h.sync()
+    m = len(h.schemas)
+    h.org.calls.reset()
+    report = h.sync()
+    assert all(c.pulled == 0 for c in report.objects.values())
+    assert h.org.calls.total() == math.ceil(m / 5), h.org.calls.snapshot()
+
+
+def test_pulling_n_changed_records_costs_ceil_n_over_2000_calls(h):
+    h.sync()
+    with h.org.store.lock:
+        h.org.store.bulk_load("Account", ({"Id": h.org.store.new_id("Account"), "Name": f"Pulled {i}"}
+                                          for i in range(4500)))
+    h.org.calls.reset()
+    report = h.sync("Account")
+    assert report.objects["Account"].pulled == 4500
+    assert h.org.calls.total() <= math.ceil(4500 / 2000) + 1
