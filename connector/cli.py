@@ -123,13 +123,13 @@ def sync(
         except ConnectorError as exc:
             _fail(exc)
     table = Table(title=f"Sync run {result.run_id}: {result.status}")
-    columns = ("pulled", "created_local", "updated_local", "deleted_local", "created_remote", "updated_remote",
-               "deleted_remote", "conflicts", "parked", "waiting")
-    table.add_column("object")
-    for column in columns:
-        table.add_column(column.replace("_", " "), justify="right")
-    for name, counts in result.objects.items():
-        table.add_row(name, *(str(getattr(counts, c)) for c in columns))
+    table.add_column("object", overflow="fold")
+    for column in ("pulled", "to portal\n+new ~upd -del", "to Salesforce\n+new ~upd -del", "conflicts", "parked"):
+        table.add_column(column, justify="right")
+    for name, c in result.objects.items():
+        table.add_row(name, str(c.pulled), f"+{c.created_local} ~{c.updated_local} -{c.deleted_local}",
+                      f"+{c.created_remote} ~{c.updated_remote} -{c.deleted_remote}", str(c.conflicts),
+                      str(c.parked) + (f" ({c.waiting} waiting)" if c.waiting else ""))
     console.print(table)
     console.print(f"API calls: {result.api_calls}")
     if result.error:

@@ -7,8 +7,10 @@ local database."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import email.utils
+import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -194,6 +196,11 @@ class SalesforceClient:
         if usage is not None:
             self.usage = ApiUsage(usage.used, usage.total)
 
+    def forget_usage(self) -> None:
+        """Let the next call through to read usage again (the daily limit is a rolling 24 hours,
+        so a run that stopped on quota must be able to find out that it has room again)."""
+        self.usage = ApiUsage()
+
     def check_quota(self) -> None:
         if self.usage.total and self.usage.share >= self.settings.quota_share:
             raise QuotaExhausted(self.usage.used, self.usage.total, self.settings.quota_share)
@@ -296,6 +303,35 @@ class SalesforceClient:
                 return
             next_url = page["nextRecordsUrl"]
             page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True), what="query more")
+
+    def bulk_query(self, object_name: str, soql: str, *, include_deleted: bool = False, page_size: int = 50_000,
+                   poll_wait: float = 0.5) -> Iterator[list[dict[str, str]]]:
+        """Rows of a Bulk 2.0 query job, one CSV result page (up to `page_size` rows) at a time, each
+        page fetched and retried on its own. Values are CSV text; an empty field is null."""
+        from simple_salesforce.bulk2 import JobState, Operation
+
+        operation = Operation.query_all if include_deleted else Operation.query
+        client = lambda sf: sf.bulk2.__getattr__(object_name)._client  # noqa: E731
+        job = self.call(lambda sf: client(sf).create_job(operation, soql), what=f"bulk query {object_name}")
+        delay = poll_wait
+        while True:
+            info = self.call(lambda sf: client(sf).get_job(job["id"], True), what="bulk job status")
+            state = info["state"]
+            if state == JobState.job_complete:
+                break
+            if state in (JobState.failed, JobState.aborted):
+                raise PermanentApiError(f"Bulk 2.0 job {job['id']} {state}: {info.get('errorMessage')}",
+                                        object_name=object_name)
+            (self._sleep or __import__("time").sleep)(delay)
+            delay = min(delay * 2, 10.0)
+        locator = ""
+        while True:
+            result = self.call(lambda sf, loc=locator: client(sf).get_query_results(job["id"], loc, page_size),
+                               what="bulk results")
+            yield list(csv.DictReader(io.StringIO(result["records"])))
+            locator = result["locator"]
+            if not locator:
+                return
 
     def composite_queries(self, queries: list[tuple[str, bool]]) -> list[dict[str, Any] | Exception]:
         """The first pages of several queries (soql, include_deleted), five per composite call, so an

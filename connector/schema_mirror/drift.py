@@ -20,7 +20,7 @@ from sqlalchemy import MetaData, Table, delete, inspect, select
 from sqlalchemy.engine import Connection
 
 from connector.schema_mirror.model import FieldSchema, ObjectSchema
-from connector.schema_mirror.tables import field_column, field_indexes, meta_tables, object_table
+from connector.schema_mirror.tables import bookkeeping_columns, field_column, field_indexes, meta_tables, object_table
 from connector.schema_mirror.types import column_type
 
 ChangeKind = Literal["create_table", "add_column", "widen_column", "restore_column", "retire_column",
@@ -223,6 +223,17 @@ def apply(conn: Connection, desired: list[ObjectSchema], current: dict[str, Stor
             applied_at=now, object_name=change.object_name, field_name=change.field_name, change=change.kind,
             detail=change.detail))
     _record(conn, meta, desired, current, changes, describes or {}, now)
+    for obj in desired:
+        ensure_bookkeeping(conn, ops, obj, schema)
+
+
+def ensure_bookkeeping(conn: Connection, ops: Operations, obj: ObjectSchema, schema: str | None) -> None:
+    """Add the connector's own columns a table lacks (an object that became read_write, or a table
+    an earlier version created); they never carry Salesforce data, so this is always safe."""
+    existing = {c["name"] for c in inspect(conn).get_columns(obj.table, schema=schema)}
+    for column in bookkeeping_columns(conn.dialect.name, obj):
+        if column.name not in existing and not column.primary_key and column.name != "_uuid":
+            ops.add_column(obj.table, column, schema=schema)
 
 
 def _has_column(conn: Connection, table: str, column: str, schema: str | None) -> bool:

@@ -120,10 +120,17 @@ class ObjectSchema:
     fields: list[FieldSchema]
     record_types: list[RecordTypeInfo] = field(default_factory=list)
     compound_fields: list[str] = field(default_factory=list)
+    # Synced both ways (read_write in the mapping): its table also gets change capture and the
+    # columns that let a portal row name a parent that Salesforce has not seen yet.
+    synced: bool = False
 
     def field(self, name: str) -> FieldSchema | None:
         lower = name.lower()
         return next((f for f in self.fields if f.name.lower() == lower), None)
+
+    @property
+    def references(self) -> list[FieldSchema]:
+        return [f for f in self.fields if f.sf_type == "reference"]
 
     @property
     def has_is_deleted(self) -> bool:
@@ -147,8 +154,13 @@ class MirrorProblem:
         return f"{where}: {self.message}"
 
 
+def ref_uuid_column(f: FieldSchema) -> str:
+    """The bookkeeping column where a portal row names its parent by the parent row's `_uuid`."""
+    return f"_{f.column}_uuid"
+
+
 def object_from_describe(describe: dict[str, Any], *, selects=None, requested_fields: list[str] | None = None,
-                         prefix: str = "") -> tuple[ObjectSchema, list[MirrorProblem]]:
+                         prefix: str = "", synced: bool = False) -> tuple[ObjectSchema, list[MirrorProblem]]:
     """The mirrored shape of one object: `selects(field_name) -> bool` narrows its fields;
     `requested_fields` (an include list) is checked against describe so missing ones are reported."""
     name = describe["name"]
@@ -188,5 +200,5 @@ def object_from_describe(describe: dict[str, Any], *, selects=None, requested_fi
         queryable=bool(describe.get("queryable", True)), replicateable=bool(describe.get("replicateable")),
         createable=bool(describe.get("createable")), updateable=bool(describe.get("updateable")),
         deletable=bool(describe.get("deletable")), fields=chosen, record_types=record_types,
-        compound_fields=sorted(compound_selected))
+        compound_fields=sorted(compound_selected), synced=synced)
     return schema, problems

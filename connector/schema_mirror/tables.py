@@ -8,7 +8,7 @@ from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table,
 from sqlalchemy.engine import Dialect
 
 from connector.schema_mirror import naming
-from connector.schema_mirror.model import FieldSchema, ObjectSchema
+from connector.schema_mirror.model import FieldSchema, ObjectSchema, ref_uuid_column
 from connector.schema_mirror.types import UtcDateTime, column_type
 
 # A version-4 UUID for rows inserted by anything (portal, SQL console) that does not set one.
@@ -28,13 +28,22 @@ def field_column(f: FieldSchema) -> Column:
     return Column(f.column, column_type(f), nullable=True, unique=f.name == "Id", comment=f.label[:255])
 
 
-def bookkeeping_columns(dialect_name: str) -> list[Column]:
-    return [
+def bookkeeping_columns(dialect_name: str, obj: ObjectSchema | None = None) -> list[Column]:
+    """The connector's own columns: row identity, sync bookkeeping, and for synced objects one
+    `_<reference>_uuid` per reference so a portal row can name a parent Salesforce has not seen."""
+    columns = [
         Column("_id", Integer, primary_key=True, autoincrement=True),
         Column("_uuid", String(36), nullable=False, unique=True, server_default=uuid_default(dialect_name)),
+        # The connector bumps it on each of its own writes; change capture ignores those writes.
+        Column("_sync_version", Integer, nullable=False, server_default=text("0")),
+        Column("_base", Text, nullable=True),
         Column("_synced_at", UtcDateTime, nullable=True),
         Column("_sync_error", Text, nullable=True),
     ]
+    if obj is not None and obj.synced:
+        columns.extend(Column(ref_uuid_column(f), String(36), nullable=True) for f in obj.references
+                       if f.name not in ("CreatedById", "LastModifiedById"))
+    return columns
 
 
 def index_name(table: str, column: str, unique: bool) -> str:
@@ -54,7 +63,7 @@ def field_indexes(table_name: str, f: FieldSchema) -> list[tuple[str, str, bool]
 
 def object_table(obj: ObjectSchema, metadata: MetaData, dialect: Dialect | str) -> Table:
     dialect_name = dialect if isinstance(dialect, str) else dialect.name
-    table = Table(obj.table, metadata, *bookkeeping_columns(dialect_name), *(field_column(f) for f in obj.fields),
+    table = Table(obj.table, metadata, *bookkeeping_columns(dialect_name, obj), *(field_column(f) for f in obj.fields),
                   comment=f"Salesforce {obj.name} (mirrored by cosell-connector)")
     for f in obj.fields:
         for name, column, unique in field_indexes(obj.table, f):

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table, and_, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.errors import AuthenticationFailed, ConnectorError, QuotaExhausted
+from connector.errors import AuthenticationFailed, ConfigurationError, ConnectorError, QuotaExhausted
 from connector.mapping import Mapping, ObjectMapping
 from connector.salesforce.client import SalesforceClient
 from connector.schema_mirror.mirror import SchemaMirror
@@ -30,6 +30,7 @@ from connector.schema_mirror.model import FieldSchema, ObjectSchema, ref_uuid_co
 from connector.schema_mirror.tables import object_table
 from connector.sync import capture
 from connector.sync.merge import Conflict, merge_record, values_equal
+from connector.sync.policies import get_policy
 from connector.sync.state import SyncTables, sync_tables
 
 log = logging.getLogger("connector.sync")
@@ -39,6 +40,11 @@ SYSTEM_FIELDS = frozenset({"Id", "IsDeleted", "SystemModstamp", "LastModifiedDat
                            "CreatedDate", "CreatedById", "LastActivityDate", "LastViewedDate",
                            "LastReferencedDate"})
 UTC = dt.timezone.utc
+# Salesforce keeps deletes 15 days: a watermark older than that cannot see every delete.
+DELETE_LOG_REACH = dt.timedelta(days=15)
+# Objects with no IsDeleted and no getDeleted (Territory2, UserTerritory2Association) lose deletes
+# silently; their Id sets are compared this often.
+RECONCILE_WITHOUT_DELETE_LOG = dt.timedelta(hours=1)
 
 
 @dataclass
@@ -84,11 +90,12 @@ class SyncEngine:
     """Keeps the mapped objects equal on both sides; build it through `connector.bootstrap`."""
 
     def __init__(self, client: SalesforceClient, engine: Engine, mapping: Mapping, mirror: SchemaMirror, *,
-                 read_lag: dt.timedelta = dt.timedelta(0),
+                 read_lag: dt.timedelta = dt.timedelta(0), bulk_threshold: int = 10_000,
                  progress: Callable[[str, str, int], None] | None = None) -> None:
         self.client, self.engine, self.mapping, self.mirror = client, engine, mapping, mirror
         self.schema, self.prefix = mirror.schema, mirror.prefix
         self.read_lag = read_lag
+        self.bulk_threshold = bulk_threshold
         self.progress = progress
         self.meta = MetaData(schema=self.schema)
         self.state: SyncTables = sync_tables(self.meta, self.prefix)
@@ -99,6 +106,14 @@ class SyncEngine:
         schemas = self.mirror.schemas()
         if not schemas:
             raise ConnectorError("nothing is mirrored yet: run `cosell mirror` before `cosell sync`")
+        for name, om in self.mapping.objects.items():
+            for policy in {om.conflict_policy, *om.field_policies.values()}:
+                try:
+                    get_policy(policy)
+                except KeyError as exc:
+                    # A name a plug-in registered without an implementation would fail only at the
+                    # first conflict; fail at start instead.
+                    raise ConfigurationError(f"mapping object {name}: {exc.args[0]}") from None
         with self.engine.begin() as conn:
             self.meta.create_all(conn, tables=self.state.all(), checkfirst=True)
             capture.install(conn, list(schemas.values()), self.state.changes.name, schema=self.schema)
@@ -142,6 +157,7 @@ class SyncEngine:
             run_id = conn.execute(self.state.runs.insert().values(
                 started_at=started, status="running", trigger=trigger)).inserted_primary_key[0]
         report = RunReport(run_id, "running", started)
+        self.client.forget_usage()
         order = [n for n in self.order(schemas) if wanted is None or n.lower() in wanted]
         try:
             first_pages = self._poll(schemas, order, full)
@@ -203,11 +219,14 @@ class SyncEngine:
         return row[0] if row else None
 
     def _set_watermark(self, conn: Connection, name: str, value: dt.datetime) -> None:
+        self._set_state(conn, name, watermark=value)
+
+    def _set_state(self, conn: Connection, name: str, **values: Any) -> None:
         st = self.state.state
         if conn.execute(select(st.c.object_name).where(st.c.object_name == name)).first():
-            conn.execute(update(st).where(st.c.object_name == name).values(watermark=value))
+            conn.execute(update(st).where(st.c.object_name == name).values(**values))
         else:
-            conn.execute(st.insert().values(object_name=name, watermark=value))
+            conn.execute(st.insert().values(object_name=name, **values))
 
     def _pull(self, obj: ObjectSchema, tables: dict[str, Table], full: bool, run_id: int,
               prefetched: tuple[dict[str, Any], dt.datetime] | None = None) -> ObjectCounts:
@@ -223,13 +242,9 @@ class SyncEngine:
         soql = self._soql(obj, watermark)
         include_deleted = obj.has_is_deleted and watermark is not None
         seen: set[str] = set()
-        end: dt.datetime | None = prefetched[1] if prefetched else None
-        pages = self.client.query_pages(soql, include_deleted=include_deleted,
-                                        first=prefetched[0] if prefetched else None)
-        for _total, records in pages:
-            if end is None:
-                end = self.client.org_now() - self.read_lag
-            records = [r for r in records if stamp.to_python(r["SystemModstamp"]) < end]
+        window: dict[str, Any] = {"end": prefetched[1] if prefetched else None}
+        for records in self._remote_pages(obj, soql, include_deleted, prefetched, window):
+            records = [r for r in records if stamp.to_python(r["SystemModstamp"]) < window["end"]]
             with self.engine.begin() as conn:
                 self._apply_remote_page(conn, obj, tables, records, counts, run_id)
                 if records:
@@ -238,11 +253,54 @@ class SyncEngine:
             counts.pulled += len(records)
             if self.progress:
                 self.progress(obj.name, "pulled", counts.pulled)
+        end = window["end"]
+        reconcile = watermark is None or self._reconcile_due(obj, watermark, end)
+        if reconcile and watermark is not None:
+            # The delete log no longer reaches back (or the object has none): compare Id sets.
+            seen = {r["Id"] for _, page in self.client.query_pages(f"SELECT Id FROM {obj.name}") for r in page}
         with self.engine.begin() as conn:
-            if watermark is None:
+            if reconcile:
                 self._reconcile_absent(conn, obj, table, seen, counts)
+                self._set_state(conn, obj.name, last_full_reconcile=end)
             self._set_watermark(conn, obj.name, end)
         return counts
+
+    def _reconcile_due(self, obj: ObjectSchema, watermark: dt.datetime, end: dt.datetime) -> bool:
+        if end - watermark > DELETE_LOG_REACH:
+            return True
+        if obj.has_is_deleted:
+            return False
+        with self.engine.connect() as conn:
+            last = conn.execute(select(self.state.state.c.last_full_reconcile).where(
+                self.state.state.c.object_name == obj.name)).scalar()
+        return last is None or end - last > RECONCILE_WITHOUT_DELETE_LOG
+
+    def _remote_pages(self, obj: ObjectSchema, soql: str, include_deleted: bool,
+                      prefetched: tuple[dict[str, Any], dt.datetime] | None, window: dict[str, Any]):
+        """Pages of changed records: REST query pages, or Bulk 2.0 result pages when the first page
+        says the read is large (initial loads, reloads): 50,000 rows a call instead of 2,000."""
+        first = True
+        for total, records in self.client.query_pages(soql, include_deleted=include_deleted,
+                                                      first=prefetched[0] if prefetched else None):
+            if window["end"] is None:
+                window["end"] = self.client.org_now() - self.read_lag
+            if first and total > self.bulk_threshold:
+                yield from self._bulk_pages(obj, soql, include_deleted)
+                return
+            first = False
+            yield records
+
+    def _bulk_pages(self, obj: ObjectSchema, soql: str, include_deleted: bool):
+        text_types = {"string", "textarea", "picklist", "multipicklist", "combobox", "email", "phone", "url",
+                      "encryptedstring", "id", "reference"}
+        texts = [f.name for f in obj.fields if f.sf_type in text_types]
+        for rows in self.client.bulk_query(obj.name, soql, include_deleted=include_deleted):
+            for row in rows:
+                for name in texts:      # Bulk CSV cannot tell null from empty; Salesforce stores neither
+                    if row.get(name) == "":
+                        row[name] = None
+            for start in range(0, len(rows), 2000):
+                yield rows[start:start + 2000]
 
     def _reconcile_absent(self, conn: Connection, obj: ObjectSchema, table: Table, seen: set[str],
                           counts: ObjectCounts) -> None:

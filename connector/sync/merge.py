@@ -157,7 +157,8 @@ def merge_record(*, object_name: str, record_key: str, fields: Sequence[str],
     "create_local" with to_local = merged = the remote values.
 
     Deletes: deleted on one side, present on the other. If the present side is unchanged since base (for
-    the local side: or not dirty) the delete travels: "delete_local" / "delete_remote". If it changed
+    the local side: or not dirty; with no base it counts as changed, since the deleting side never saw its
+    values) the delete travels: "delete_local" / "delete_remote". If it changed
     (edit vs delete), `record_policy` decides through the same policy registry with a record-level
     FieldConflict (field None): a Salesforce win follows Salesforce ("delete_local", or "restore_local"
     with to_local = the remote values), a local win follows the local side ("delete_remote", or

@@ -209,3 +209,58 @@ def test_pulling_n_changed_records_costs_ceil_n_over_2000_calls(h):
     report = h.sync("Account")
     assert report.objects["Account"].pulled == 4500
     assert h.org.calls.total() <= math.ceil(4500 / 2000) + 1
+
+
+def test_large_reads_go_through_bulk_2(h):
+    """Above the threshold, an initial load reads 50,000 rows a call through Bulk 2.0, and the rows
+    it writes are the same as the REST path's (nulls, booleans, decimals and datetimes from CSV)."""
+    with h.org.store.lock:
+        h.org.store.bulk_load("Account", ({"Id": h.org.store.new_id("Account"), "Name": f"Bulk {i}",
+                                           "AnnualRevenue": 1000 + i, "Is_Partner__c": i % 2 == 0}
+                                          for i in range(3000)))
+    h.engine.bulk_threshold = 1000
+    h.org.calls.reset()
+    report = h.sync("Account")
+    assert report.objects["Account"].pulled == h.org.store.count("Account")
+    assert h.org.calls["bulk2_create"] == 1 and h.org.calls["query_more"] == 0
+    t = h.tables["Account"]
+    row = h.rows("Account", t.c.name == "Bulk 7")[0]
+    assert row["annualrevenue"] == Decimal("1007") and row["is_partner__c"] is False
+    assert row["description"] is None and row["systemmodstamp"].tzinfo is not None
+
+
+def test_deletes_older_than_the_delete_log_are_found_by_reconciling_ids(h):
+    h.sync()
+    opp = h.rows("Opportunity")[0]
+    h.tick()
+    h.org.delete("Opportunity", opp["sfid"])
+    h.org.advance_clock(days=16)   # purged from the recycle bin: queryAll no longer shows it
+    h.org.store.purge_delete_log()
+    report = h.sync("Opportunity")
+    assert report.objects["Opportunity"].deleted_local == 1
+    assert h.rows("Opportunity", h.tables["Opportunity"].c.sfid == opp["sfid"]) == []
+
+
+def test_objects_without_a_delete_log_are_reconciled_by_id_set(h):
+    h.sync()
+    territory = h.org.records("SELECT Id FROM UserTerritory2Association LIMIT 1")[0]["Id"]
+    h.tick()
+    h.org.delete("UserTerritory2Association", territory)
+    h.org.advance_clock(hours=2)
+    h.sync()
+    assert h.rows("UserTerritory2Association", h.tables["UserTerritory2Association"].c.sfid == territory) == []
+
+
+def test_the_quota_guard_stops_the_run_cleanly_and_the_next_run_resumes(h):
+    h.sync()
+    t = h.tables["Opportunity"]
+    row = h.rows("Opportunity")[0]
+    h.execute(update(t).where(t.c._uuid == row["_uuid"]).values(nextstep="after the quota resets"))
+    h.org.set_daily_limit(100, used=95)
+    h.tick()
+    stopped = h.engine.run()
+    assert stopped.status == "stopped" and "daily limit" in stopped.error
+    assert h.org.get("Opportunity", row["sfid"]).get("NextStep") != "after the quota resets"
+    h.org.set_daily_limit(15000, used=0)
+    h.sync()
+    assert h.org.get("Opportunity", row["sfid"])["NextStep"] == "after the quota resets", "nothing lost"
