@@ -98,6 +98,8 @@ def sync(
     objects: Optional[list[str]] = typer.Option(None, "--object", "-o", help="Sync only this object (repeatable)."),
     full: bool = typer.Option(False, "--full", help="Read every record again instead of the changes since the "
                                                     "last run (reconciles deletes the delete log no longer has)."),
+    retry_parked: bool = typer.Option(False, "--retry-parked", help="Send parked records again (after fixing "
+                                                                    "what Salesforce refused)."),
 ) -> None:
     """Run one sync cycle: pull Salesforce changes, merge, push local changes. Exit status 1 when
     records were parked (rejected by Salesforce; see the dead-letter table), 2 on a fatal error."""
@@ -119,6 +121,10 @@ def sync(
 
         connector.sync.progress = report
         try:
+            if retry_parked:
+                connector.sync.prepare()
+                queued = connector.sync.retry_parked()
+                console.print(f"{queued} parked record(s) queued to be sent again")
             result = connector.sync.run(objects, full=full)
         except ConnectorError as exc:
             _fail(exc)
