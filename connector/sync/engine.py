@@ -498,12 +498,12 @@ class SyncEngine:
                 continue
             base = self._decode_base(obj, row.get("_base")) or {}
             if row["sfid"] is None:
-                payload = self._payload(obj, om, tables, row, base=None)
+                payload = self._payload(obj, tables, row, base=None)
                 if om.external_id:
                     payload[om.external_id] = row["_uuid"]
                 creates.append((row_uuid, payload))
                 continue
-            payload = self._payload(obj, om, tables, row, base=base)
+            payload = self._payload(obj, tables, row, base=base)
             if payload:
                 updates.append((row_uuid, {"Id": row["sfid"], **payload}))
             else:
@@ -535,34 +535,23 @@ class SyncEngine:
                         done.append(row_uuid)
                 self._consume(conn, obj.name, done, snapshot)
 
-    def _payload(self, obj: ObjectSchema, om: ObjectMapping, tables: dict[str, Table], row: dict[str, Any],
+    def _payload(self, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                  base: dict[str, Any] | None) -> dict[str, Any]:
         """What to send: every createable value for a create, only changed updateable fields for an update."""
         out: dict[str, Any] = {}
+        creating = base is None
         for f in obj.fields:
-            if f.name in SYSTEM_FIELDS:
+            if f.name in SYSTEM_FIELDS or not (f.createable if creating else f.updateable):
                 continue
             value = row.get(f.column)
-            if base is None:
-                if not f.createable:
+            if f.sf_type == "reference" and value is None:
+                ref = self._parent_reference(f, tables, row)
+                if ref is not None:
+                    out[ref[0]] = ref[1]
                     continue
-                if f.sf_type == "reference" and value is None:
-                    ref = self._parent_reference(f, tables, row)
-                    if ref is not None:
-                        out[ref[0]] = ref[1]
-                    continue
-                if value is None:
-                    continue
-            else:
-                if not f.updateable:
-                    continue
-                if f.sf_type == "reference" and value is None:
-                    ref = self._parent_reference(f, tables, row)
-                    if ref is not None:
-                        out[ref[0]] = ref[1]
-                        continue
-                if values_equal(value, base.get(f.name)):
-                    continue
+            nothing_to_send = value is None if creating else values_equal(value, base.get(f.name))
+            if nothing_to_send:
+                continue
             out[f.name] = _wire(f, value)
         return out
 
