@@ -485,7 +485,7 @@ class SyncEngine:
             for start in range(0, len(uuids), 500):
                 for row in conn.execute(select(table).where(table.c._uuid.in_(uuids[start:start + 500]))):
                     rows[row._uuid] = dict(row._mapping)
-        creates, updates, deletes, consumed = [], [], [], []
+        creates, updates, deletes, consumed, refused = [], [], [], [], []
         last_sfid = {e.row_uuid: e.sfid for e in entries if e.sfid}
         for row_uuid in uuids:
             row = rows.get(row_uuid)
@@ -497,6 +497,12 @@ class SyncEngine:
                     consumed.append(row_uuid)     # created and deleted locally before it ever left
                 continue
             base = self._decode_base(obj, row.get("_base")) or {}
+            if row["sfid"] is None and not om.create:
+                refused.append((row_uuid, {"success": False, "errors": [{
+                    "statusCode": "CREATE_NOT_ALLOWED_BY_MAPPING", "fields": [],
+                    "message": f"the mapping does not let the connector create {obj.name} records (create: "
+                               "false); create it in Salesforce, or allow creates in the mapping"}]}))
+                continue
             if row["sfid"] is None:
                 payload = self._payload(obj, tables, row, base=None)
                 if om.external_id:
@@ -510,7 +516,10 @@ class SyncEngine:
                 consumed.append(row_uuid)
         now = dt.datetime.now(UTC)
         with self.engine.begin() as conn:
-            self._consume(conn, obj.name, consumed, snapshot)
+            for row_uuid, result in refused:
+                self._park(conn, obj.name, row_uuid, None, "create", result, now, table=table)
+                counts.parked += 1
+            self._consume(conn, obj.name, consumed + [u for u, _ in refused], snapshot)
         if creates:
             if om.external_id:
                 results = self.client.save("upsert", obj.name, [p for _, p in creates], external_id=om.external_id)

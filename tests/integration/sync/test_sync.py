@@ -20,10 +20,10 @@ from tests.conftest import mapping_for, settings_for
 class Harness:
     """One org, one database, the connector between them; `tick()` moves the org's clock a second."""
 
-    def __init__(self, org, database):
+    def __init__(self, org, database, mapping_path=None):
         self.org, self.database = org, database
         self.client = SalesforceClient(settings_for(org))
-        mapping = mapping_for(database)
+        mapping = mapping_for(database, mapping_path)
         self.mirror = SchemaMirror(self.client, database.engine, mapping)
         self.mirror.apply(self.mirror.plan())
         self.engine = SyncEngine(self.client, database.engine, mapping, self.mirror)
@@ -264,3 +264,18 @@ def test_the_quota_guard_stops_the_run_cleanly_and_the_next_run_resumes(h):
     h.org.set_daily_limit(15000, used=0)
     h.sync()
     assert h.org.get("Opportunity", row["sfid"])["NextStep"] == "after the quota resets", "nothing lost"
+
+
+def test_creates_the_mapping_forbids_are_parked_with_a_clear_reason(emulator, database, tmp_path):
+    from tests.integration.mirror.test_mirror import _mapping_file
+
+    def no_account_creates(data):
+        data["objects"]["Account"]["create"] = False
+    h = Harness(emulator, database, _mapping_file(tmp_path, no_account_creates))
+    h.sync()
+    h.execute(insert(h.tables["Account"]).values(name="Portal-only account"))
+    report = h.sync("Account")
+    assert report.objects["Account"].parked == 1 and report.objects["Account"].created_remote == 0
+    row = h.rows("Account", h.tables["Account"].c.name == "Portal-only account")[0]
+    assert "create: false" in row["_sync_error"]
+    assert h.org.records("SELECT Id FROM Account WHERE Name = 'Portal-only account'") == []
