@@ -259,6 +259,7 @@ class Store:
                 raise _err("INVALID_TYPE", f"Cannot create a new record for {obj.name}", status=400)
             record = self._prepare(obj, values, creating=True)
             self._apply_defaults(obj, record)
+            _derive(obj, record)
             self._check_required(obj, record)
             if not skip_validation:
                 self._run_validation_rules(obj, record)
@@ -278,6 +279,7 @@ class Store:
             if not obj.updateable:
                 raise _err("INVALID_TYPE", f"Cannot update a record of {obj.name}")
             changes = self._prepare(obj, values, creating=False)
+            _derive(obj, {**current, **changes}, changes)
             merged = {**current, **changes}
             self._check_required(obj, merged)
             if not skip_validation:
@@ -816,6 +818,22 @@ class Store:
             record = table.get(association_id)
             if record is not None and not record.get("IsDeleted"):
                 self._delete_record(obj, record, now)
+
+
+WON_STAGES = frozenset({"Closed Won"})
+CLOSED_STAGES = frozenset({"Closed Won", "Closed Lost"})
+
+
+def _derive(obj: ObjectDef, record: dict[str, Any], into: dict[str, Any] | None = None) -> None:
+    """Fields the org computes on save: an opportunity's IsClosed and IsWon follow its stage."""
+    if obj.name != "Opportunity" or "StageName" not in record:
+        return
+    target = record if into is None else into
+    stage = record.get("StageName")
+    if obj.field("IsClosed") is not None:
+        target["IsClosed"] = stage in CLOSED_STAGES
+    if obj.field("IsWon") is not None:
+        target["IsWon"] = stage in WON_STAGES
 
 
 def _rule_item_matches(item: dict[str, Any], account: dict[str, Any]) -> bool:

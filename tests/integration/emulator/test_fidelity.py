@@ -447,3 +447,12 @@ def test_the_date_header_carries_the_org_time(emulator, sf):
                               headers={"Authorization": f"Bearer {sf.session_id}"})
     served = email.utils.parsedate_to_datetime(response.headers["Date"])
     assert abs((served - emulator.clock.now()).total_seconds()) <= 2
+
+
+def test_is_won_and_is_closed_follow_the_stage(sf):
+    opp = sf.Opportunity.create(_opportunity("Stage driven"))["id"]
+    assert (sf.Opportunity.get(opp)["IsClosed"], sf.Opportunity.get(opp)["IsWon"]) == (False, False)
+    sf.Opportunity.update(opp, {"StageName": "Closed Won", "Amount": 10, "Marketplace_Offer_Id__c": "o-1"})
+    assert (sf.Opportunity.get(opp)["IsClosed"], sf.Opportunity.get(opp)["IsWon"]) == (True, True)
+    sf.Opportunity.update(opp, {"StageName": "Closed Lost"})
+    assert (sf.Opportunity.get(opp)["IsClosed"], sf.Opportunity.get(opp)["IsWon"]) == (True, False)
