@@ -17,6 +17,8 @@ emulator_app = typer.Typer(help="The built-in Salesforce org emulator.", no_args
 app.add_typer(emulator_app, name="emulator")
 schema_app = typer.Typer(help="The org's metadata: snapshots for offline testing.", no_args_is_help=True)
 app.add_typer(schema_app, name="schema")
+report_app = typer.Typer(help="Reports from the mirrored data.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 mapping_app = typer.Typer(help="Mapping files: validate them, export their JSON Schema.", no_args_is_help=True)
 app.add_typer(mapping_app, name="mapping")
 
@@ -145,6 +147,48 @@ def sync(
         console.print(f"[yellow]{result.parked} record(s) parked[/yellow]: Salesforce refused them; the error is on "
                       "each row (_sync_error) and in _cosell_dead_letters. They are retried when the row changes.")
         raise typer.Exit(1)
+
+
+@report_app.command("attribution")
+def report_attribution(
+    period: str = typer.Option("quarter", help="month, quarter or year (by close date)."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write CSV or JSON to this file."),
+) -> None:
+    """Per partner and period: sourced, influenced and delivered pipeline and closed-won revenue,
+    with split amounts, in the corporate currency at the dated rates."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from connector.cosell.attribution import PERIODS
+    from connector.reports import attribution_report, render
+
+    if period not in PERIODS:
+        _fail(ValueError(f"unknown period {period!r}; choose one of: {', '.join(PERIODS)}"))
+    connector = _connector()
+    try:
+        rows = attribution_report(connector.mirror, period=period)
+    except KeyError as exc:
+        _fail(exc)
+    if fmt == "table":
+        table = Table(title=f"Partner attribution by {period} (corporate currency)")
+        for column in ("partner", "period", "attribution", "deals", "pipeline", "split pipeline", "closed won",
+                       "split closed won"):
+            table.add_column(column, justify="right" if column not in ("partner", "attribution") else "left")
+        for r in rows:
+            table.add_row(r.partner_name, r.period, r.attribution, str(r.deals), f"{r.pipeline:,.2f}",
+                          f"{r.split_pipeline:,.2f}", f"{r.closed_won:,.2f}", f"{r.split_closed_won:,.2f}")
+        Console().print(table)
+        return
+    try:
+        text = render(rows, fmt)
+    except ValueError as exc:
+        _fail(exc)
+    if output:
+        output.write_text(text)
+        typer.echo(f"wrote {len(rows)} rows to {output}")
+    else:
+        typer.echo(text)
 
 
 @schema_app.command("snapshot")
