@@ -99,6 +99,9 @@ class SyncEngine:
         self.progress = progress
         self.meta = MetaData(schema=self.schema)
         self.state: SyncTables = sync_tables(self.meta, self.prefix)
+        # Domain rules consulted before a record is sent (co-sell: split totals, edit locks).
+        self.guards: dict[str, list[PushGuard]] = {}
+        self._held: set[str] = set()
 
     # -- set-up -----------------------------------------------------------------------------
     def prepare(self) -> dict[str, ObjectSchema]:
@@ -485,35 +488,47 @@ class SyncEngine:
             for start in range(0, len(uuids), 500):
                 for row in conn.execute(select(table).where(table.c._uuid.in_(uuids[start:start + 500]))):
                     rows[row._uuid] = dict(row._mapping)
-        creates, updates, deletes, consumed, refused = [], [], [], [], []
+        creates, updates, deletes, consumed, refused, held = [], [], [], [], [], set()
         last_sfid = {e.row_uuid: e.sfid for e in entries if e.sfid}
-        for row_uuid in uuids:
-            row = rows.get(row_uuid)
-            if row is None:
-                sfid = last_sfid.get(row_uuid)
-                if sfid:
-                    deletes.append((row_uuid, sfid))
-                else:
-                    consumed.append(row_uuid)     # created and deleted locally before it ever left
-                continue
-            base = self._decode_base(obj, row.get("_base")) or {}
-            if row["sfid"] is None and not om.create:
-                refused.append((row_uuid, {"success": False, "errors": [{
-                    "statusCode": "CREATE_NOT_ALLOWED_BY_MAPPING", "fields": [],
-                    "message": f"the mapping does not let the connector create {obj.name} records (create: "
-                               "false); create it in Salesforce, or allow creates in the mapping"}]}))
-                continue
-            if row["sfid"] is None:
-                payload = self._payload(obj, tables, row, base=None)
-                if om.external_id:
-                    payload[om.external_id] = row["_uuid"]
-                creates.append((row_uuid, payload))
-                continue
-            payload = self._payload(obj, tables, row, base=base)
-            if payload:
-                updates.append((row_uuid, {"Id": row["sfid"], **payload}))
-            else:
-                consumed.append(row_uuid)
+        guards = self.guards.get(obj.name, [])
+        with self.engine.connect() as conn:
+            for row_uuid in uuids:
+                row = rows.get(row_uuid)
+                if row is None:
+                    sfid = last_sfid.get(row_uuid)
+                    if sfid:
+                        deletes.append((row_uuid, sfid))
+                    else:
+                        consumed.append(row_uuid)     # created and deleted locally before it ever left
+                    continue
+                base = self._decode_base(obj, row.get("_base")) if row["sfid"] is not None else None
+                if row["sfid"] is None and not om.create:
+                    refused.append((row_uuid, _refusal(
+                        "CREATE_NOT_ALLOWED_BY_MAPPING", f"the mapping does not let the connector create "
+                        f"{obj.name} records (create: false); create it in Salesforce, or allow creates in the "
+                        "mapping")))
+                    continue
+                payload = self._payload(obj, tables, row, base=base if row["sfid"] is not None else None)
+                decisions = [guard(conn, obj, tables, row, base) for guard in guards]
+                refusal = next((d for d in decisions if d.park), None)
+                if refusal is not None:
+                    refused.append((row_uuid, _refusal(refusal.code, refusal.park)))
+                    continue
+                hold = set().union(*(d.hold for d in decisions)) if decisions else set()
+                if hold & payload.keys():
+                    # Waiting fields are not sent; the row stays pending until a guard lets them go.
+                    held.add(row_uuid)
+                    payload = {k: v for k, v in payload.items() if k not in hold}
+                if row["sfid"] is None:
+                    if om.external_id:
+                        payload[om.external_id] = row["_uuid"]
+                    creates.append((row_uuid, payload))
+                elif payload:
+                    updates.append((row_uuid, {"Id": row["sfid"], **payload}))
+                elif row_uuid not in held:
+                    consumed.append(row_uuid)
+        counts.waiting += len(held)
+        self._held = held
         now = dt.datetime.now(UTC)
         with self.engine.begin() as conn:
             for row_uuid, result in refused:
@@ -655,6 +670,7 @@ class SyncEngine:
         log.warning("%s %s %s parked: %s", name, operation, sfid or row_uuid, message)
 
     def _consume(self, conn: Connection, name: str, row_uuids: list[str], snapshot: int) -> None:
+        row_uuids = [u for u in row_uuids if u not in self._held]
         ch = self.state.changes
         for start in range(0, len(row_uuids), 500):
             conn.execute(delete(ch).where(and_(ch.c.object_name == name, ch.c.id <= snapshot,
@@ -685,6 +701,24 @@ class SyncEngine:
             f = by_name.get(name)
             out[name] = f.to_python(value) if f is not None else value
         return out
+
+
+@dataclass(frozen=True)
+class PushDecision:
+    """A guard's verdict on one record about to be sent: fields to hold back for now (the row
+    stays pending and is looked at again next run), or a reason to park the whole record."""
+
+    hold: frozenset[str] = frozenset()
+    park: str | None = None
+    code: str = "REFUSED_BY_CONNECTOR"
+
+
+PushGuard = Callable[[Connection, ObjectSchema, dict[str, Table], dict[str, Any], dict[str, Any] | None],
+                     PushDecision]
+
+
+def _refusal(code: str, message: str) -> dict[str, Any]:
+    return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": []}]}
 
 
 def fields_by_name(obj: ObjectSchema) -> dict[str, FieldSchema]:
