@@ -514,8 +514,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _register_shipped_policies() -> None:
+    """The policies the package ships beyond the built-ins (the co-sell state machine, participant
+    edit-vs-delete) register themselves on import; a mapping may name them."""
+    from connector.cosell.policies import register
+
+    register()
+
+
 def load_mapping(path: str | Path | None = None) -> Mapping:
     """Read and validate a mapping file; None loads the shipped default (`DEFAULT_MAPPING_PATH`)."""
+    _register_shipped_policies()
     path = DEFAULT_MAPPING_PATH if path is None else Path(path)
     try:
         text = path.read_text(encoding="utf-8")

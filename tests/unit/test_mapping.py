@@ -32,7 +32,9 @@ REFERENCE_OBJECTS = [
     "ObjectTerritory2AssignmentRuleItem", "RuleTerritory2Association", "OpportunitySplitType",
     "OpportunitySplit",
 ]
-ALL_POLICIES = "latest_wins, local_wins, manual, salesforce_wins"
+# The built-ins and the co-sell policies the package ships (registered whenever a mapping loads).
+ALL_POLICIES = ("latest_wins, local_wins, manual, participant_delete_wins, participant_edit_wins, "
+                "registration_status, salesforce_wins")
 
 
 def write(tmp_path: Path, text: str, name: str = "bad.yaml") -> Path:
@@ -74,7 +76,7 @@ def test_shipped_default_loads_and_covers_the_cosell_and_reference_objects():
     assert opportunity.conflict_policy == "latest_wins"
     assert [opportunity.policy_for(f) for f in ("StageName", "Probability", "IsWon", "Amount")] == \
         ["salesforce_wins", "salesforce_wins", "salesforce_wins", "latest_wins"]
-    assert mapping.objects["Deal_Registration__c"].policy_for("Status__c") == "salesforce_wins"
+    assert mapping.objects["Deal_Registration__c"].policy_for("Status__c") == "registration_status"
     user = mapping.objects["User"]
     assert user.selects("Email") and user.selects("isactive") and not user.selects("Phone")
 
