@@ -14,6 +14,7 @@ from connector.config import Settings
 from connector.mapping import Mapping, load_mapping
 from connector.salesforce.client import SalesforceClient
 from connector.schema_mirror.mirror import SchemaMirror
+from connector.sync import cosell_rules
 from connector.sync.engine import SyncEngine
 
 
@@ -39,7 +40,9 @@ class Connector:
 
     @cached_property
     def sync(self) -> SyncEngine:
-        return SyncEngine(self.client, self.engine, self.mapping, self.mirror)
+        engine = SyncEngine(self.client, self.engine, self.mapping, self.mirror)
+        cosell_rules.install(engine)
+        return engine
 
 
 def make_engine(url: str) -> Engine:

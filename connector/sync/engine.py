@@ -472,7 +472,7 @@ class SyncEngine:
             counts.conflicts += len(rows)
 
     # -- push -------------------------------------------------------------------------------
-    def _push(self, obj: ObjectSchema, tables: dict[str, Table], counts: ObjectCounts, run_id: int) -> None:
+    def _push(self, obj: ObjectSchema, tables: dict[str, Table], counts: ObjectCounts, run_id: int) -> None:  # noqa: C901
         table = tables[obj.name]
         om = self.mapping.objects[obj.name]
         by_name = fields_by_name(obj)
@@ -513,7 +513,12 @@ class SyncEngine:
                 refusal = next((d for d in decisions if d.park), None)
                 if refusal is not None:
                     refused.append((row_uuid, _refusal(refusal.code, refusal.park)))
+                    if refusal.retry:
+                        held.add(row_uuid)
                     continue
+                for decision in decisions:
+                    if decision.revert:
+                        payload = self._revert(obj, tables, row, base, decision, payload, counts, run_id)
                 hold = set().union(*(d.hold for d in decisions)) if decisions else set()
                 if hold & payload.keys():
                     # Waiting fields are not sent; the row stays pending until a guard lets them go.
@@ -558,6 +563,27 @@ class SyncEngine:
                         counts.parked += 1
                         done.append(row_uuid)
                 self._consume(conn, obj.name, done, snapshot)
+
+    def _revert(self, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any], base: dict[str, Any] | None,
+                decision: PushDecision, payload: dict[str, Any], counts: ObjectCounts, run_id: int) -> dict[str, Any]:
+        """Put refused local values back to the base on the local row, log each as a conflict, and
+        leave them out of what is sent."""
+        by_name = fields_by_name(obj)
+        table = tables[obj.name]
+        base = base or {}
+        conflicts = [Conflict(field=name, base=base.get(name), local=row.get(by_name[name].column),
+                              remote=base.get(name), local_changed_at=None, remote_changed_at=None,
+                              policy=decision.policy, winner="salesforce", value=base.get(name), parked=False,
+                              reason=decision.reason)
+                     for name in decision.revert if name in by_name]
+        with self.engine.begin() as conn:
+            conn.execute(update(table).where(table.c._uuid == row["_uuid"]).values(
+                _sync_version=table.c._sync_version + 1,
+                **{by_name[c.field].column: c.value for c in conflicts}))
+            self._log_conflicts(conn, obj, row["_uuid"], row.get("sfid"), conflicts, run_id, counts)
+        for c in conflicts:
+            row[by_name[c.field].column] = c.value
+        return {k: v for k, v in payload.items() if k not in decision.revert}
 
     def _payload(self, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                  base: dict[str, Any] | None) -> dict[str, Any]:
@@ -711,6 +737,14 @@ class PushDecision:
     hold: frozenset[str] = frozenset()
     park: str | None = None
     code: str = "REFUSED_BY_CONNECTOR"
+    # A parked record that stays pending: looked at again every run and sent once the guard
+    # lets it through (e.g. once the other participants' splits make 100 again).
+    retry: bool = False
+    # Fields whose local value is refused and put back to the base (the other side's valid state),
+    # logged as a conflict with `reason`.
+    revert: frozenset[str] = frozenset()
+    policy: str = ""
+    reason: str = ""
 
 
 PushGuard = Callable[[Connection, ObjectSchema, dict[str, Table], dict[str, Any], dict[str, Any] | None],

@@ -13,6 +13,7 @@ from sqlalchemy import MetaData, func, insert, select, update
 
 from connector.salesforce.client import SalesforceClient
 from connector.schema_mirror.mirror import SchemaMirror
+from connector.sync import cosell_rules
 from connector.sync.engine import SyncEngine
 from tests.conftest import mapping_for, settings_for
 
@@ -27,6 +28,7 @@ class Harness:
         self.mirror = SchemaMirror(self.client, database.engine, mapping)
         self.mirror.apply(self.mirror.plan())
         self.engine = SyncEngine(self.client, database.engine, mapping, self.mirror)
+        cosell_rules.install(self.engine)   # as connector.bootstrap wires it
         self.schemas = self.engine.prepare()
         self.tables = self.engine._tables(self.schemas)
 

@@ -1,0 +1,89 @@
+"""The co-sell rules the sync enforces before sending anything to Salesforce: revenue
+splits on an opportunity must total 100 (a participant change that breaks it is parked
+with the reason, and sent once the splits add up again), and while a registration is
+under review the partner's edits to its locked fields wait, on the registration and on
+its opportunity, and go out when the review ends — never lost, never sent early.
+
+The rules themselves live in the pure `connector.cosell` package; this module reads the
+sibling rows they need and answers the engine's push guards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, or_, select
+from sqlalchemy.engine import Connection
+
+from connector.cosell.registration import IN_REVIEW_STATUSES, LOCKED_FIELDS, IllegalTransition, transition
+from connector.cosell.splits import Participant, validate_splits
+from connector.schema_mirror.model import ObjectSchema
+from connector.sync.engine import PushDecision, SyncEngine
+
+PARTICIPANT = "Co_Sell_Participant__c"
+REGISTRATION = "Deal_Registration__c"
+OPPORTUNITY = "Opportunity"
+
+
+def split_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
+                base: dict[str, Any] | None) -> PushDecision:
+    table = tables[PARTICIPANT]
+    opportunity, opportunity_uuid = row.get("opportunity__c"), row.get("_opportunity__c_uuid")
+    if opportunity is None and opportunity_uuid is None:
+        return PushDecision()
+    same = []
+    if opportunity is not None:
+        same.append(table.c.opportunity__c == opportunity)
+    if opportunity_uuid is not None and "_opportunity__c_uuid" in table.c:
+        same.append(table.c._opportunity__c_uuid == opportunity_uuid)
+    siblings = conn.execute(select(table).where(or_(*same))).mappings().all()
+    key = opportunity or opportunity_uuid
+    participants = [Participant(key=r["_uuid"], opportunity_key=key, partner_account=r.get("partner_account__c"),
+                                role=r.get("role__c"), attribution=r.get("attribution__c"),
+                                split_type=r.get("split_type__c"), split_percent=r.get("split_percent__c"))
+                    for r in siblings]
+    problems = [p for p in validate_splits(participants) if row["_uuid"] in p.participant_keys
+                or p.kind == "revenue_total"]
+    if not problems:
+        return PushDecision()
+    return PushDecision(park="; ".join(p.message for p in problems), code="SPLIT_RULE_BROKEN", retry=True)
+
+
+def registration_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
+                       base: dict[str, Any] | None) -> PushDecision:
+    """A portal move of the status must be one the partner may make (else it is refused and the
+    status put back); while the registration is under review its locked fields wait."""
+    old = (base or {}).get("Status__c") if base is not None else None
+    new = row.get("status__c")
+    if base is not None and new != old and old is not None and new is not None:
+        try:
+            transition(old, new, "partner", reason=row.get("rejection_reason__c"),
+                       expiry_date=row.get("expiry_date__c"))
+        except IllegalTransition as exc:
+            return PushDecision(revert=frozenset({"Status__c"}), policy="registration_status",
+                                reason=f"refused: {exc}")
+    if old in IN_REVIEW_STATUSES:
+        return PushDecision(hold=LOCKED_FIELDS[REGISTRATION])
+    return PushDecision()
+
+
+def opportunity_lock_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
+                           base: dict[str, Any] | None) -> PushDecision:
+    """An opportunity with a registration under review: its registered fields wait."""
+    registrations = tables.get(REGISTRATION)
+    if base is None or registrations is None or row.get("sfid") is None:
+        return PushDecision()
+    in_review = conn.execute(select(registrations.c.sfid).where(
+        registrations.c.opportunity__c == row["sfid"],
+        registrations.c.status__c.in_([str(s) for s in IN_REVIEW_STATUSES])).limit(1)).first()
+    if in_review is not None:
+        return PushDecision(hold=LOCKED_FIELDS[OPPORTUNITY])
+    return PushDecision()
+
+
+def install(engine: SyncEngine) -> None:
+    """Add the co-sell guards for the co-sell objects the mapping syncs."""
+    for name, guard in ((PARTICIPANT, split_guard), (REGISTRATION, registration_guard),
+                        (OPPORTUNITY, opportunity_lock_guard)):
+        mapping = engine.mapping.objects.get(name)
+        if mapping is not None and mapping.direction == "read_write":
+            engine.guards.setdefault(name, []).append(guard)
