@@ -1,0 +1,203 @@
+"""The portal side's Python API: register a deal for a partner, add participants and
+set splits, submit and withdraw a registration — all as local writes the sync then
+carries to Salesforce. Every rule is checked before anything is written.
+
+This is the one module of the co-sell package that touches the database (the edge
+where the pure rules meet the mirrored tables); the rules stay in their own modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from connector.cosell.channel import ChannelConflict, detect_channel_conflicts
+from connector.cosell.registration import IllegalTransition, Registration, transition
+from connector.cosell.roles import ATTRIBUTIONS, SPLIT_TYPES, RoleSet, UnknownRole
+from connector.cosell.splits import Participant, check_splits
+
+
+class PortalError(ValueError):
+    """A portal request the co-sell rules refuse; nothing was written."""
+
+
+@dataclass(frozen=True)
+class RegisteredDeal:
+    registration: str          # the registration row's _uuid
+    opportunity: str           # the opportunity row's _uuid
+    participant: str           # the partner's participant row's _uuid
+    channel_conflicts: tuple[ChannelConflict, ...]
+
+
+class Portal:
+    """Co-sell actions on the mirrored tables; `tables` are those the sync engine uses."""
+
+    def __init__(self, engine: Engine, tables: dict[str, Table], roles: RoleSet | None = None) -> None:
+        self.engine, self.tables = engine, tables
+        for name in ("Account", "Opportunity", "Co_Sell_Participant__c", "Deal_Registration__c"):
+            if name not in tables:
+                raise PortalError(f"{name} is not mirrored: map it read_write and run `cosell mirror`")
+        self.roles = roles or RoleSet.builtin()
+
+    @classmethod
+    def for_sync(cls, sync: Any) -> Portal:
+        """The portal API on the tables a sync engine keeps, with the org's own role picklist values."""
+        schemas = sync.mirror.schemas()
+        role_field = schemas["Co_Sell_Participant__c"].field("Role__c") if "Co_Sell_Participant__c" in schemas \
+            else None
+        roles = RoleSet.from_picklist([p.value for p in role_field.picklist]) if role_field else None
+        return cls(sync.engine, sync._tables(schemas), roles)
+
+    def _require_role(self, role: str) -> None:
+        try:
+            self.roles.require(role)
+        except UnknownRole as exc:
+            raise PortalError(str(exc)) from None
+
+    # -- lookups ----------------------------------------------------------------------------
+    def _row(self, conn: Connection, name: str, key: str) -> dict[str, Any]:
+        """A row by Salesforce Id or by the portal's UUID."""
+        table = self.tables[name]
+        row = conn.execute(select(table).where(or_(table.c.sfid == key, table.c._uuid == key))).mappings().first()
+        if row is None:
+            raise PortalError(f"no {name} {key!r} in the portal database")
+        return dict(row)
+
+    @staticmethod
+    def _ref(row: dict[str, Any], column: str) -> dict[str, Any]:
+        """Point at a row by its Id when Salesforce has it, else by its UUID (linked by the sync)."""
+        return {column: row["sfid"]} if row.get("sfid") else {f"_{column}_uuid": row["_uuid"]}
+
+    # -- registering a deal -----------------------------------------------------------------
+    def register_deal(self, *, partner: str, end_customer: str, name: str | None = None,
+                      amount: Decimal | None = None, currency: str | None = None,
+                      close_date: dt.date | None = None, opportunity: str | None = None, role: str = "Reseller",
+                      attribution: str = "Sourced", program: str | None = None,
+                      direct_owned_accounts: frozenset[str] = frozenset()) -> RegisteredDeal:
+        """A Draft registration of `partner` on `end_customer`'s deal, with the partner as a participant.
+        Creates the opportunity when none is given. Raises PortalError before writing anything."""
+        self._require_role(role)
+        if attribution not in ATTRIBUTIONS:
+            raise PortalError(f"attribution {attribution!r} is not valid; choose one of: {', '.join(ATTRIBUTIONS)}")
+        if amount is not None and amount < 0:
+            raise PortalError("a registered amount cannot be negative")
+        with self.engine.begin() as conn:
+            partner_row = self._row(conn, "Account", partner)
+            customer_row = self._row(conn, "Account", end_customer)
+            if partner_row["_uuid"] == customer_row["_uuid"]:
+                raise PortalError("the partner and the end customer are the same account")
+            if opportunity is None:
+                if not (name and close_date):
+                    raise PortalError("a new opportunity needs a name and a close date")
+                opp_values = {"name": name, "stagename": "Prospecting", "closedate": close_date, "amount": amount,
+                              **self._ref(customer_row, "accountid")}
+                if currency is not None:
+                    opp_values["currencyisocode"] = currency
+                opp_uuid = self._insert(conn, "Opportunity", opp_values)
+            else:
+                opp_uuid = self._row(conn, "Opportunity", opportunity)["_uuid"]
+            opp_row = self._row(conn, "Opportunity", opp_uuid)
+            conflicts = self._channel_conflicts(conn, opp_row, partner_row, customer_row, direct_owned_accounts)
+            registration = self._insert(conn, "Deal_Registration__c", {
+                "status__c": "Draft", "registered_amount__c": amount, "program__c": program,
+                **self._ref(opp_row, "opportunity__c"), **self._ref(partner_row, "partner_account__c"),
+                **self._ref(customer_row, "end_customer_account__c")})
+            participant = self._insert(conn, "Co_Sell_Participant__c", {
+                "role__c": role, "attribution__c": attribution, **self._ref(opp_row, "opportunity__c"),
+                **self._ref(partner_row, "partner_account__c")})
+        return RegisteredDeal(registration, opp_uuid, participant, tuple(conflicts))
+
+    def _channel_conflicts(self, conn: Connection, opp_row: dict[str, Any], partner_row: dict[str, Any],
+                           customer_row: dict[str, Any], direct_owned: frozenset[str]) -> list[ChannelConflict]:
+        table = self.tables["Deal_Registration__c"]
+        customer_keys = {k for k in (customer_row.get("sfid"), customer_row["_uuid"]) if k}
+        rows = conn.execute(select(table).where(or_(
+            table.c.end_customer_account__c.in_(customer_keys),
+            table.c._end_customer_account__c_uuid.in_(customer_keys)))).mappings().all()
+        existing = [Registration(key=r["_uuid"], status=r["status__c"] or "Draft",
+                                 partner_account=r["partner_account__c"] or r["_partner_account__c_uuid"],
+                                 end_customer_account=customer_row["_uuid"],
+                                 opportunity_key=r["opportunity__c"] or r["_opportunity__c_uuid"])
+                    for r in rows]
+        candidate = Registration(key="(new)", status="Submitted",
+                                 partner_account=partner_row.get("sfid") or partner_row["_uuid"],
+                                 end_customer_account=customer_row["_uuid"],
+                                 opportunity_key=opp_row.get("sfid") or opp_row["_uuid"])
+        found = detect_channel_conflicts([*existing, candidate], direct_owned_accounts=direct_owned)
+        return [c for c in found if "(new)" in c.registration_keys]
+
+    def _insert(self, conn: Connection, name: str, values: dict[str, Any]) -> str:
+        table = self.tables[name]
+        values = {k: v for k, v in values.items() if k in table.c}
+        return conn.execute(insert(table).values(**values).returning(table.c._uuid)).scalar_one()
+
+    # -- participants and splits ------------------------------------------------------------
+    def add_participant(self, opportunity: str, partner: str, *, role: str, attribution: str,
+                        split_type: str | None = None, split_percent: Decimal | None = None) -> str:
+        self._require_role(role)
+        if attribution not in ATTRIBUTIONS:
+            raise PortalError(f"attribution {attribution!r} is not valid; choose one of: {', '.join(ATTRIBUTIONS)}")
+        if split_type is not None and split_type not in SPLIT_TYPES:
+            raise PortalError(f"split type {split_type!r} is not valid; choose one of: {', '.join(SPLIT_TYPES)}")
+        with self.engine.begin() as conn:
+            opp_row = self._row(conn, "Opportunity", opportunity)
+            partner_row = self._row(conn, "Account", partner)
+            return self._insert(conn, "Co_Sell_Participant__c", {
+                "role__c": role, "attribution__c": attribution, "split_type__c": split_type,
+                "split_percent__c": split_percent, **self._ref(opp_row, "opportunity__c"),
+                **self._ref(partner_row, "partner_account__c")})
+
+    def set_splits(self, opportunity: str, splits: dict[str, tuple[str, Decimal]]) -> None:
+        """Set (split type, percent) of the given participants at once; the opportunity's revenue
+        splits must then total exactly 100, or nothing is written."""
+        table = self.tables["Co_Sell_Participant__c"]
+        with self.engine.begin() as conn:
+            opp_row = self._row(conn, "Opportunity", opportunity)
+            keys = {k for k in (opp_row.get("sfid"), opp_row["_uuid"]) if k}
+            rows = conn.execute(select(table).where(or_(table.c.opportunity__c.in_(keys),
+                                                        table.c._opportunity__c_uuid.in_(keys)))).mappings().all()
+            by_key = {r["_uuid"]: dict(r) for r in rows}
+            by_key.update({r["sfid"]: by_key[r["_uuid"]] for r in rows if r["sfid"]})
+            unknown = [k for k in splits if k not in by_key]
+            if unknown:
+                raise PortalError(f"not participants of this opportunity: {', '.join(unknown)}")
+            participants = []
+            for r in rows:
+                split_type, percent = splits.get(r["_uuid"]) or splits.get(r["sfid"] or "") or (
+                    r["split_type__c"], r["split_percent__c"])
+                participants.append(Participant(r["_uuid"], opp_row["_uuid"], r["partner_account__c"], r["role__c"],
+                                                r["attribution__c"], split_type, percent))
+            try:
+                check_splits(participants)
+            except ValueError as exc:
+                raise PortalError(str(exc)) from None
+            for p in participants:
+                conn.execute(update(table).where(table.c._uuid == p.key).values(
+                    split_type__c=p.split_type, split_percent__c=p.split_percent))
+
+    # -- registration moves -----------------------------------------------------------------
+    def submit(self, registration: str, *, at: dt.datetime | None = None) -> None:
+        self._move(registration, "Submitted", at=at)
+
+    def withdraw(self, registration: str, *, at: dt.datetime | None = None) -> None:
+        self._move(registration, "Withdrawn", at=at)
+
+    def _move(self, registration: str, target: str, *, at: dt.datetime | None) -> None:
+        table = self.tables["Deal_Registration__c"]
+        at = at or dt.datetime.now(dt.timezone.utc)
+        with self.engine.begin() as conn:
+            row = self._row(conn, "Deal_Registration__c", registration)
+            try:
+                result = transition(row["status__c"] or "Draft", target, "partner", at=at)
+            except IllegalTransition as exc:
+                raise PortalError(str(exc)) from None
+            values = {"status__c": str(result.status)}
+            for field, value in result.changes.items():
+                column = field.lower()
+                if column in table.c:
+                    values[column] = value
+            conn.execute(update(table).where(table.c._uuid == row["_uuid"]).values(**values))
