@@ -1,68 +1,168 @@
-"""The first thing a new user runs: the built-in org emulator started with the
-demo co-sell org, reached through the same stack the connector uses against a
-real org (JWT bearer login, TLS verified against the emulator's certificate,
-simple-salesforce), and a short tour of what is in it."""
+"""The first thing a new user runs: the story of one co-sold deal, told step by step
+against the built-in org emulator and a throwaway SQLite portal database, through the
+same stack the connector uses against a real org (JWT bearer login over verified TLS,
+simple-salesforce, the schema mirror, the sync engine and the co-sell rules)."""
 
 from __future__ import annotations
 
-from collections import Counter
+import datetime as dt
+import tempfile
+from decimal import Decimal
+from pathlib import Path
 
-import requests
 from rich.console import Console
 from rich.table import Table
-from simple_salesforce import Salesforce
+from sqlalchemy import select, update
 
+from connector.bootstrap import build
+from connector.config import Settings
+from connector.cosell.portal import Portal
 from connector.emulator import Emulator
-from connector.salesforce.http import SalesforceSession
-from connector.salesforce import auth
+from connector.reports import attribution_report
+from connector.sync.engine import RunReport
 
 
 def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = None) -> int:
     console = console or Console()
-    console.rule("[bold]cosell-connector demo[/bold]")
-    console.print(f"Starting the org emulator with the demo co-sell org ({records} opportunities)…")
-    with Emulator("cosell_demo", records=records, seed=seed) as org:
+    console.rule("[bold]cosell-connector: one co-sold deal, end to end[/bold]")
+    with tempfile.TemporaryDirectory(prefix="cosell-demo-") as folder, \
+            Emulator("cosell_demo", records=records, seed=seed) as org:
         info = org.connection_info()
-        console.print(f"  org served at [cyan]{info['instance_url']}[/cyan] "
-                      f"(TLS certificate {info['ca_cert']})")
-        session = SalesforceSession(ca_cert=info["ca_cert"])
-        token = auth.jwt_bearer(session, login_url=info["login_url"], consumer_key=info["consumer_key"],
-                                username=info["username"], private_key=info["private_key"])
-        console.print(f"  logged in as [green]{info['username']}[/green] with the OAuth 2.0 JWT bearer flow")
-        sf = Salesforce(session_id=token.access_token, instance_url=token.instance_url, session=session,
-                        version=info["api_version"])
+        database = Path(folder) / "portal.db"
+        connector = build(Settings(
+            login_url=info["login_url"], auth="jwt", username=info["username"], consumer_key=info["consumer_key"],
+            private_key=info["private_key"], ca_cert=info["ca_cert"], database_url=f"sqlite:///{database}",
+            config=Path(folder) / "none.yaml", _env_file=None))
+        step = _Steps(console, org)
 
-        described = sf.Opportunity.describe()
-        custom = [f for f in described["fields"] if f["custom"]]
-        table = Table(title="Custom co-sell fields on Opportunity (from describe)")
-        for column in ("Field", "Type", "Values / size"):
+        step("The vendor's Salesforce org and the partner portal",
+             f"Org emulator at {info['instance_url']} with {records} co-sell opportunities; "
+             f"portal database {database}. Logging in with the OAuth 2.0 JWT bearer flow over verified TLS.")
+        plan = connector.mirror.plan()
+        connector.mirror.apply(plan)
+        console.print(f"  schema mirror: {len(plan.objects)} objects described in "
+                      f"{connector.client.calls} API call(s) -> {len(plan.objects)} tables")
+        first = step.sync(connector, "initial load")
+        loaded = {n: c.created_local for n, c in first.objects.items() if c.created_local}
+        console.print("  loaded: " + ", ".join(f"{n} {c}" for n, c in list(loaded.items())[:6]) + ", ...")
+        portal = Portal.for_sync(connector.sync)
+
+        partner = _account(org, "Partner_Type__c = 'System Integrator'")
+        cloud = _account(org, "Partner_Type__c = 'Cloud Provider'")
+        customer = _account(org, "Is_Partner__c = false AND BillingCountry = 'Germany'") or \
+            _account(org, "Is_Partner__c = false")
+        step("A partner registers a deal in the portal",
+             f"{partner['Name']}, a system integrator, registers a data-platform migration for "
+             f"{customer['Name']}.")
+        deal = portal.register_deal(partner=partner["Id"], end_customer=customer["Id"],
+                                    name=f"{customer['Name']} - data platform migration", amount=Decimal("250000"),
+                                    currency="EUR", close_date=dt.date(2025, 3, 28), role="System Integrator",
+                                    attribution="Sourced", program="Co-Sell Accelerate")
+        portal.submit(deal.registration)
+        console.print(f"  portal: opportunity, participant and registration written locally (partner "
+                      f"{partner['Name']}, end customer {customer['Name']}); registration submitted")
+        step.sync(connector, "the sync creates the deal in Salesforce")
+        registration = _org_registration(org, deal.registration)
+        console.print(f"  Salesforce: Opportunity {registration['Opportunity__c']}, Deal_Registration__c "
+                      f"{registration['Id']} status [cyan]{registration['Status__c']}[/cyan], no duplicate "
+                      f"(upserted on Portal_Id__c = the portal row's UUID)")
+
+        step("The partner edits the deal while the channel manager reviews it",
+             "While a registration is under review, partner edits to its locked fields wait.")
+        tables = connector.sync._tables(connector.sync.mirror.schemas())
+        reg_table = tables["Deal_Registration__c"]
+        with connector.engine.begin() as conn:
+            conn.execute(update(reg_table).where(reg_table.c._uuid == deal.registration)
+                         .values(registered_amount__c=Decimal("275000")))
+        org.advance_clock(seconds=2)
+        org.update("Deal_Registration__c", registration["Id"], {"Status__c": "Under Review"})
+        held = step.sync(connector, "sync during the review")
+        org_amount = org.get("Deal_Registration__c", registration["Id"])["Registered_Amount__c"]
+        console.print(f"  the amount edit waits ({held.objects['Deal_Registration__c'].waiting} held): Salesforce "
+                      f"still has {org_amount:,.0f}")
+        org.advance_clock(seconds=2)
+        org.update("Deal_Registration__c", registration["Id"], {
+            "Status__c": "Approved", "Expiry_Date__c": "2025-09-30", "Decided_At__c": org.store.now_wire()})
+        console.print("  the channel manager approves the registration in Salesforce")
+        step.sync(connector, "sync after the decision")
+        step.sync(connector, "and once more")
+        after = org.get("Deal_Registration__c", registration["Id"])
+        with connector.engine.connect() as conn:
+            local_status = conn.execute(select(reg_table.c.status__c).where(
+                reg_table.c._uuid == deal.registration)).scalar()
+        console.print(f"  portal status [cyan]{local_status}[/cyan]; the held edit went out when the review "
+                      f"ended: Salesforce amount {after['Registered_Amount__c']:,.0f}")
+
+        step("A cloud provider's rep joins, and the revenue is split",
+             "Participants are a set per opportunity; revenue splits must total exactly 100.")
+        participant = portal.add_participant(deal.opportunity, cloud["Id"], role="Cloud Provider",
+                                             attribution="Influenced")
+        portal.set_splits(deal.opportunity, {deal.participant: ("Revenue", Decimal("60")),
+                                             participant: ("Revenue", Decimal("40"))})
+        step.sync(connector, "participants and splits to Salesforce")
+        for p in org.records(f"SELECT Role__c, Attribution__c, Split_Percent__c, Partner_Account__r.Name "
+                             f"FROM Co_Sell_Participant__c WHERE Opportunity__c = "
+                             f"'{registration['Opportunity__c']}'"):
+            console.print(f"  {p['Role__c']:<18} {p['Attribution__c']:<11} revenue split {p['Split_Percent__c']}%")
+
+        step("The deal closes in euros in Salesforce",
+             "Amounts keep their currency; reports convert at the dated rate of the close date.")
+        org.advance_clock(seconds=2)
+        org.update("Opportunity", registration["Opportunity__c"], {"StageName": "Closed Won", "Amount": 275000})
+        step.sync(connector, "the win reaches the portal")
+
+        rates = [r for r in org.org.features.multi_currency.dated_rates
+                 if r.iso_code == "EUR" and r.start_date <= "2025-03-28"]
+        rate = max(rates, key=lambda r: r.start_date)
+        step("Attribution: who gets credit",
+             f"This deal: 275,000.00 EUR / {rate.rate} (the EUR rate from {rate.start_date}) = "
+             f"{Decimal(275000) / Decimal(str(rate.rate)):,.2f} USD. Per partner for 2025-Q1, all their deals, "
+             "in the corporate currency at the dated rates:")
+        names = {partner["Name"], cloud["Name"]}
+        table = Table()
+        for column in ("partner", "period", "attribution", "closed won (USD)", "split (USD)"):
             table.add_column(column)
-        for f in custom:
-            size = ", ".join(p["value"] for p in f["picklistValues"][:4]) if f["picklistValues"] else (
-                f"{f['precision']},{f['scale']}" if f["type"] in ("currency", "percent") else str(f["length"] or ""))
-            table.add_row(f["name"], f["type"], size)
+        for row in attribution_report(connector.mirror, period="quarter"):
+            if row.partner_name in names and row.period == "2025-Q1":
+                table.add_row(row.partner_name, row.period, row.attribution, f"{row.closed_won:,.2f}",
+                              f"{row.split_closed_won:,.2f}")
         console.print(table)
-
-        opportunities = list(sf.query_all_iter(
-            "SELECT Id, Name, Account.Name, Amount, CurrencyIsoCode, StageName, CloseDate, Co_Sell_Motion__c "
-            "FROM Opportunity ORDER BY CloseDate DESC, Name"))
-        participants = Counter()
-        for p in sf.query_all_iter("SELECT Opportunity__c, Role__c FROM Co_Sell_Participant__c"):
-            participants[p["Opportunity__c"]] += 1
-        table = Table(title=f"Latest of {len(opportunities)} co-sell opportunities (amounts in their own currency)")
-        for column in ("Opportunity", "Amount", "Stage", "Motion", "Parties"):
-            table.add_column(column, overflow="fold")
-        for o in opportunities[:8]:
-            amount = f"{o['Amount']:,.2f} {o['CurrencyIsoCode']}" if o["Amount"] is not None else "—"
-            table.add_row(o["Name"], amount, o["StageName"], o["Co_Sell_Motion__c"] or "—",
-                          str(participants[o["Id"]]))
-        console.print(table)
-
-        statuses = Counter(r["Status__c"] for r in sf.query_all_iter("SELECT Status__c FROM Deal_Registration__c"))
-        console.print("Deal registrations by status: " +
-                      ", ".join(f"{status} {n}" for status, n in sorted(statuses.items())))
-        usage = sf.api_usage.get("api-usage")
-        console.print(f"API calls this demo made: {org.calls.total()} "
-                      f"(org usage {usage.used}/{usage.total} from Sforce-Limit-Info)")
+        usage = connector.client.usage
+        console.print(f"API calls the connector made: {connector.client.calls} (org usage {usage.used}/"
+                      f"{usage.total}); a naive record-by-record integration makes one per record.")
+        connector.engine.dispose()
     console.rule("done")
     return 0
+
+
+class _Steps:
+    def __init__(self, console: Console, org: Emulator):
+        self.console, self.org, self.n = console, org, 0
+
+    def __call__(self, title: str, text: str) -> None:
+        self.n += 1
+        self.console.print(f"\n[bold]{self.n}. {title}[/bold]")
+        self.console.print(f"  [dim]{text}[/dim]")
+
+    def sync(self, connector, label: str) -> RunReport:
+        self.org.advance_clock(seconds=1)
+        report = connector.sync.run()
+        moved = {n: c for n, c in report.objects.items()
+                 if c.created_remote or c.updated_remote or c.created_local or c.updated_local or c.deleted_local}
+        summary = ", ".join(f"{n}: +{c.created_remote}~{c.updated_remote} to Salesforce, "
+                            f"+{c.created_local}~{c.updated_local} to portal" for n, c in list(moved.items())[:4])
+        self.console.print(f"  [green]sync[/green] ({label}): {report.status}, {report.api_calls} API call(s)"
+                           + (f" - {summary}" if summary and len(moved) <= 4 else ""))
+        if report.error:
+            self.console.print(f"  [red]{report.error}[/red]")
+        return report
+
+
+def _account(org: Emulator, where: str) -> dict | None:
+    rows = org.records(f"SELECT Id, Name FROM Account WHERE {where} ORDER BY Name LIMIT 1")
+    return rows[0] if rows else None
+
+
+def _org_registration(org: Emulator, portal_uuid: str) -> dict:
+    return org.records(f"SELECT Id, Status__c, Opportunity__c FROM Deal_Registration__c "
+                       f"WHERE Portal_Id__c = '{portal_uuid}'")[0]
