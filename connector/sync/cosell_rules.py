@@ -66,6 +66,23 @@ def registration_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Ta
     return PushDecision()
 
 
+def registration_status_from_salesforce(obj: ObjectSchema, base: dict[str, Any] | None,
+                                        remote: dict[str, Any]) -> dict[str, str]:
+    """A status move made in Salesforce must be one the vendor (or the clock) may make; else it is
+    refused and Salesforce's record is put back to the last agreed status."""
+    old, new = (base or {}).get("Status__c"), remote.get("Status__c")
+    if base is None or old is None or new is None or new == old:
+        return {}
+    for actor in ("vendor", "clock"):
+        try:
+            transition(old, new, actor, reason=remote.get("Rejection_Reason__c"),
+                       expiry_date=remote.get("Expiry_Date__c"), at=remote.get("SystemModstamp"))
+            return {}
+        except IllegalTransition as exc:
+            reason = str(exc)
+    return {"Status__c": f"refused a move made in Salesforce: {reason}"}
+
+
 def opportunity_lock_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                            base: dict[str, Any] | None) -> PushDecision:
     """An opportunity with a registration under review: its registered fields wait."""
@@ -87,3 +104,6 @@ def install(engine: SyncEngine) -> None:
         mapping = engine.mapping.objects.get(name)
         if mapping is not None and mapping.direction == "read_write":
             engine.guards.setdefault(name, []).append(guard)
+    registration = engine.mapping.objects.get(REGISTRATION)
+    if registration is not None and registration.direction == "read_write":
+        engine.remote_guards.setdefault(REGISTRATION, []).append(registration_status_from_salesforce)

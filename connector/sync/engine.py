@@ -101,7 +101,11 @@ class SyncEngine:
         self.state: SyncTables = sync_tables(self.meta, self.prefix)
         # Domain rules consulted before a record is sent (co-sell: split totals, edit locks).
         self.guards: dict[str, list[PushGuard]] = {}
+        # Rules on what arrives from Salesforce: fields whose new value is refused (with a reason);
+        # the org's record is put back to the base value both sides last agreed on.
+        self.remote_guards: dict[str, list[RemoteGuard]] = {}
         self._held: set[str] = set()
+        self._restores: list[tuple[str, str, dict[str, Any]]] = []
 
     # -- set-up -----------------------------------------------------------------------------
     def prepare(self) -> dict[str, ObjectSchema]:
@@ -248,10 +252,17 @@ class SyncEngine:
         window: dict[str, Any] = {"end": prefetched[1] if prefetched else None}
         for records in self._remote_pages(obj, soql, include_deleted, prefetched, window):
             records = [r for r in records if stamp.to_python(r["SystemModstamp"]) < window["end"]]
+            self._restores: list[tuple[str, str, dict[str, Any]]] = []
             with self.engine.begin() as conn:
                 self._apply_remote_page(conn, obj, tables, records, counts, run_id)
                 if records:
                     self._set_watermark(conn, obj.name, stamp.to_python(records[-1]["SystemModstamp"]))
+            if self._restores:
+                by_name = fields_by_name(obj)
+                self.client.save("update", obj.name, [
+                    {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
+                    for _, sfid, values in self._restores])
+                counts.updated_remote += len(self._restores)
             seen.update(r["Id"] for r in records)
             counts.pulled += len(records)
             if self.progress:
@@ -368,6 +379,10 @@ class SyncEngine:
                 policy_for=om.policy_for, record_policy=om.conflict_policy,
                 local_changed_at=dirty.get(local["_uuid"]), remote_changed_at=remote.get("SystemModstamp"),
                 remote_writable=writable if obj.synced else (), local_dirty=is_dirty)
+            refused = self._refused_remote(obj, base, remote)
+            if refused:
+                result = self._undo_remote(obj, result, base, remote, refused, local["_uuid"], record["Id"],
+                                           conn, run_id, counts)
             self._log_conflicts(conn, obj, local["_uuid"], record["Id"], result.conflicts, run_id, counts)
             if result.action == "delete_local":
                 self._delete_local(conn, table, local["_uuid"])
@@ -394,6 +409,31 @@ class SyncEngine:
             conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(**values))
             if result.to_local:
                 counts.updated_local += 1
+
+    def _refused_remote(self, obj: ObjectSchema, base: dict[str, Any] | None,
+                        remote: dict[str, Any]) -> dict[str, str]:
+        refused: dict[str, str] = {}
+        for guard in self.remote_guards.get(obj.name, []):
+            refused.update(guard(obj, base, remote))
+        return refused
+
+    def _undo_remote(self, obj: ObjectSchema, result: Any, base: dict[str, Any] | None, remote: dict[str, Any],
+                     refused: dict[str, str], row_uuid: str, sfid: str, conn: Connection, run_id: int,
+                     counts: ObjectCounts) -> Any:
+        """Keep the base value of refused fields on both sides: the portal keeps it, and the org's
+        record is written back to it after this page commits."""
+        from dataclasses import replace
+
+        base = base or {}
+        restore = {name: base.get(name) for name in refused}
+        conflicts = [Conflict(field=name, base=base.get(name), local=base.get(name), remote=remote.get(name),
+                              local_changed_at=None, remote_changed_at=remote.get("SystemModstamp"),
+                              policy="remote_guard", winner="local", value=base.get(name), parked=False,
+                              reason=reason) for name, reason in refused.items()]
+        self._restores.append((obj.name, sfid, restore))
+        return replace(result, merged={**result.merged, **restore},
+                       to_local={k: v for k, v in result.to_local.items() if k not in refused},
+                       conflicts=tuple(result.conflicts) + tuple(conflicts))
 
     def _merge_local_delete(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table], table: Table,
                             sfid: str, entry: Any, remote: dict[str, Any], remote_deleted: bool,
@@ -747,6 +787,7 @@ class PushDecision:
     reason: str = ""
 
 
+RemoteGuard = Callable[[ObjectSchema, "dict[str, Any] | None", "dict[str, Any]"], "dict[str, str]"]
 PushGuard = Callable[[Connection, ObjectSchema, dict[str, Table], dict[str, Any], dict[str, Any] | None],
                      PushDecision]
 

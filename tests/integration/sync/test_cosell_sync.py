@@ -139,3 +139,25 @@ def test_an_edit_against_a_delete_keeps_the_edit_and_logs_it(h):
     assert len(local) == 1 and local[0]["sfid"] == notes[0]["Id"]
     record_level = [c for c in h.conflicts() if c["field_name"] is None]
     assert record_level and record_level[0]["policy"] == "participant_edit_wins"
+
+
+def test_an_illegal_move_made_in_salesforce_is_refused_and_put_back(h):
+    _, reg = _registration(h, "Submitted")
+    h.tick()
+    h.org.update("Deal_Registration__c", reg, {"Status__c": "Withdrawn"})   # only a partner withdraws
+    report = h.sync()
+    assert report.status == "succeeded", report.error
+    assert h.org.get("Deal_Registration__c", reg)["Status__c"] == "Submitted", "Salesforce put back"
+    assert _local(h, "Deal_Registration__c", reg)["status__c"] == "Submitted"
+    refused = [c for c in h.conflicts() if c["field_name"] == "Status__c"]
+    assert refused and "refused a move made in Salesforce" in refused[0]["reason"]
+    h.sync()
+    assert h.org.get("Deal_Registration__c", reg)["Status__c"] == "Submitted", "stable afterwards"
+
+
+def test_the_clock_may_expire_an_approved_registration_from_salesforce(h):
+    _, reg = _registration(h, "Approved", Expiry_Date__c="2025-01-31", Decided_At__c="2025-01-02T00:00:00Z")
+    h.tick()
+    h.org.update("Deal_Registration__c", reg, {"Status__c": "Expired"})
+    h.sync()
+    assert _local(h, "Deal_Registration__c", reg)["status__c"] == "Expired"
