@@ -41,6 +41,115 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _print_checks(checks) -> bool:
+    from rich.console import Console
+
+    console = Console()
+    for check in checks:
+        mark = "[green]ok[/green]  " if check.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            console.print(f"       -> {check.fix}")
+    return all(c.ok for c in checks)
+
+
+@app.command()
+def check() -> None:
+    """Check the installation: login, identity, API usage, mapped objects and permissions, database,
+    pending schema drift. Exit status 1 when a check fails."""
+    from connector.checks import run_checks
+
+    if not _print_checks(run_checks(_connector())):
+        raise typer.Exit(1)
+
+
+_SECRETS = ("consumer_secret", "refresh_token", "password", "security_token", "access_token")
+
+
+@app.command()
+def init(
+    config: Path = typer.Option(Path("cosell.config.yaml"), envvar="COSELL_CONFIG",
+                                help="Where to write the configuration."),
+    login_url: str = typer.Option(None, envvar="COSELL_LOGIN_URL",
+                                  help="https://login.salesforce.com, https://test.salesforce.com or your My Domain."),
+    auth: str = typer.Option(None, envvar="COSELL_AUTH", help="jwt (recommended), refresh_token or password."),
+    username: Optional[str] = typer.Option(None, envvar="COSELL_USERNAME"),
+    consumer_key: Optional[str] = typer.Option(None, envvar="COSELL_CONSUMER_KEY"),
+    private_key: Optional[Path] = typer.Option(None, envvar="COSELL_PRIVATE_KEY"),
+    consumer_secret: Optional[str] = typer.Option(None, envvar="COSELL_CONSUMER_SECRET"),
+    refresh_token: Optional[str] = typer.Option(None, envvar="COSELL_REFRESH_TOKEN"),
+    password: Optional[str] = typer.Option(None, envvar="COSELL_PASSWORD"),
+    ca_cert: Optional[Path] = typer.Option(None, envvar="COSELL_CA_CERT"),
+    database_url: str = typer.Option("sqlite:///cosell.db", envvar="COSELL_DATABASE_URL"),
+    mapping: Optional[Path] = typer.Option(None, envvar="COSELL_MAPPING"),
+) -> None:
+    """Connect an org step by step, verify the connection and the mapping, and write the configuration
+    (readable by its owner only). Everything it asks can be given by flags or COSELL_* variables."""
+    import os
+    import stat
+
+    import yaml
+
+    from connector.bootstrap import build
+    from connector.checks import run_checks
+    from connector.config import AUTH_FLOWS, Settings
+
+    interactive = sys.stdin.isatty()
+
+    def ask(name: str, value, prompt: str, *, secret: bool = False, default=None):
+        if value is not None:
+            return value
+        if not interactive:
+            typer.echo(f"error: {prompt} is needed: pass --{name.replace('_', '-')} or COSELL_{name.upper()}",
+                       err=True)
+            raise typer.Exit(2)
+        return typer.prompt(prompt, hide_input=secret, default=default)
+
+    login_url = ask("login_url", login_url, "Login URL", default="https://login.salesforce.com")
+    auth = ask("auth", auth, f"Auth flow ({', '.join(a for a in AUTH_FLOWS if a != 'session')})", default="jwt")
+    values = {"login_url": login_url, "auth": auth, "database_url": database_url}
+    if auth == "jwt":
+        values.update(username=ask("username", username, "Integration user's username"),
+                      consumer_key=ask("consumer_key", consumer_key, "Connected app consumer key"),
+                      private_key=str(ask("private_key", private_key, "Path of the JWT signing key")))
+    elif auth == "refresh_token":
+        values.update(consumer_key=ask("consumer_key", consumer_key, "Connected app consumer key"),
+                      refresh_token=ask("refresh_token", refresh_token, "Refresh token", secret=True))
+        if consumer_secret:
+            values["consumer_secret"] = consumer_secret
+    elif auth == "password":
+        values.update(username=ask("username", username, "Integration user's username"),
+                      consumer_key=ask("consumer_key", consumer_key, "Connected app consumer key"),
+                      consumer_secret=ask("consumer_secret", consumer_secret, "Consumer secret", secret=True),
+                      password=ask("password", password, "Password (with security token)", secret=True))
+    else:
+        _fail(ValueError(f"auth flow {auth!r} is not one init sets up; choose one of: jwt, refresh_token, "
+                         "password"))
+    if ca_cert:
+        values["ca_cert"] = str(ca_cert)
+    if mapping:
+        values["mapping"] = str(mapping)
+    try:
+        settings = Settings(**values, config=Path("/nonexistent/cosell.config.yaml"), _env_file=None)
+    except Exception as exc:
+        _fail(exc)
+    checks = run_checks(build(settings), drift=False)
+    ok = _print_checks(checks)
+    if not any(c.name == "login" and c.ok for c in checks):
+        typer.echo("error: could not connect; nothing written", err=True)
+        raise typer.Exit(2)
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("# Written by `cosell init`. Holds secrets: keep it readable by its owner only.\n")
+        yaml.safe_dump(values, handle, sort_keys=False)
+    os.chmod(config, stat.S_IRUSR | stat.S_IWUSR)
+    secrets = [k for k in values if k in _SECRETS]
+    typer.echo(f"wrote {config} (mode 600" + (f"; holds {', '.join(secrets)}" if secrets else "") + ")")
+    if not ok:
+        typer.echo("some checks failed: fix them, then run `cosell check`", err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def mirror(
     plan_only: bool = typer.Option(False, "--plan", help="Show the plan and change nothing."),
