@@ -25,12 +25,15 @@ app.add_typer(mapping_app, name="mapping")
 
 def _connector():
     """Settings → client, engine, mapping; fatal configuration problems end the command with a clear line."""
+    from connector import logs
     from connector.bootstrap import build
     from connector.config import Settings
     from pydantic import ValidationError
 
     try:
-        return build(Settings())
+        settings = Settings()
+        logs.configure(settings.log_format, settings.log_level)
+        return build(settings)
     except ValidationError as exc:
         typer.echo(f"error: invalid settings:\n{exc}", err=True)
         raise typer.Exit(2) from None

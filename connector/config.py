@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1, le=20, description="Attempts per API call on transient failures.")
     retry_initial_wait: float = Field(0.5, ge=0, description="First backoff wait in seconds (doubles, jittered).")
     retry_max_wait: float = Field(30.0, ge=0, description="Longest backoff wait in seconds.")
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
 
     @field_validator("login_url", "instance_url")
     @classmethod
