@@ -49,6 +49,8 @@ class FieldSchema:
     compound_field_name: str | None = None
     picklist: tuple[PicklistEntry, ...] = ()
     restricted: bool = False
+    # Master-detail: deleting the parent deletes this record with it.
+    cascade_delete: bool = False
 
     @property
     def column(self) -> str:
@@ -66,7 +68,8 @@ class FieldSchema:
             relationship_name=d.get("relationshipName"), compound_field_name=d.get("compoundFieldName"),
             picklist=tuple(PicklistEntry(p["value"], p.get("label") or p["value"], bool(p.get("active", True)),
                                          bool(p.get("defaultValue"))) for p in d.get("picklistValues") or ()),
-            restricted=bool(d.get("restrictedPicklist")))
+            restricted=bool(d.get("restrictedPicklist")),
+            cascade_delete=bool(d.get("cascadeDelete")) and d.get("type") == "reference")
 
     def to_python(self, value: Any) -> Any:
         """A wire value (REST JSON or Bulk CSV text) as the Python value the column holds."""

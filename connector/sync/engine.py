@@ -388,6 +388,17 @@ class SyncEngine:
                 self._delete_local(conn, table, local["_uuid"])
                 counts.deleted_local += 1
                 continue
+            if result.action == "restore_remote" and self._master_gone(conn, obj, tables, local_values):
+                # A master-detail child cannot come back without its master: it follows the parent's
+                # delete, and the portal's edit stays in the conflict log.
+                self._log_conflicts(conn, obj, local["_uuid"], record["Id"], [Conflict(
+                    field=None, base=None, local=local_values, remote=None, local_changed_at=dirty.get(local["_uuid"]),
+                    remote_changed_at=remote.get("SystemModstamp"), policy=om.conflict_policy, winner="salesforce",
+                    value=None, parked=False, reason="its master record was deleted in Salesforce, so the record "
+                    "cannot be restored; the portal's values are kept here")], run_id, counts)
+                self._delete_local(conn, table, local["_uuid"])
+                counts.deleted_local += 1
+                continue
             if result.action == "restore_remote":
                 # The local edit wins over a Salesforce delete: the row is created again from its values.
                 conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(
@@ -434,6 +445,19 @@ class SyncEngine:
         return replace(result, merged={**result.merged, **restore},
                        to_local={k: v for k, v in result.to_local.items() if k not in refused},
                        conflicts=tuple(result.conflicts) + tuple(conflicts))
+
+    def _master_gone(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
+                     values: dict[str, Any]) -> bool:
+        for f in obj.references:
+            parent_id = values.get(f.name)
+            if not f.cascade_delete or not parent_id:
+                continue
+            for parent_name in f.reference_to:
+                parent = tables.get(parent_name)
+                if parent is not None and conn.execute(select(parent.c._id).where(
+                        parent.c.sfid == parent_id)).first() is None:
+                    return True
+        return False
 
     def _merge_local_delete(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table], table: Table,
                             sfid: str, entry: Any, remote: dict[str, Any], remote_deleted: bool,
@@ -548,7 +572,11 @@ class SyncEngine:
                         f"{obj.name} records (create: false); create it in Salesforce, or allow creates in the "
                         "mapping")))
                     continue
-                payload = self._payload(obj, tables, row, base=base if row["sfid"] is not None else None)
+                try:
+                    payload = self._payload(obj, tables, row, base=base if row["sfid"] is not None else None)
+                except MissingParent as exc:
+                    refused.append((row_uuid, _refusal("PARENT_DELETED", str(exc))))
+                    continue
                 decisions = [guard(conn, obj, tables, row, base) for guard in guards]
                 refusal = next((d for d in decisions if d.park), None)
                 if refusal is not None:
@@ -660,6 +688,11 @@ class SyncEngine:
                 sfid = conn.execute(select(parent.c.sfid).where(parent.c._uuid == parent_uuid)).scalar()
             if sfid:
                 return f.name, sfid
+            with self.engine.connect() as conn:
+                exists = conn.execute(select(parent.c._id).where(parent.c._uuid == parent_uuid)).first()
+            if exists is None:
+                raise MissingParent(f"its parent {parent_name} (portal row {parent_uuid}) was deleted, so it "
+                                    "cannot be created in Salesforce; delete it or point it at another record")
             parent_mapping = self.mapping.objects.get(parent_name)
             if parent_mapping is not None and parent_mapping.external_id:
                 return f.relationship_name, {parent_mapping.external_id: parent_uuid}
@@ -767,6 +800,10 @@ class SyncEngine:
             f = by_name.get(name)
             out[name] = f.to_python(value) if f is not None else value
         return out
+
+
+class MissingParent(Exception):
+    """A portal row names a parent row that no longer exists."""
 
 
 @dataclass(frozen=True)
