@@ -57,6 +57,20 @@ def _print_checks(checks) -> bool:
 
 
 @app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Address the admin API listens on."),
+          port: int = typer.Option(8080, min=1, max=65535, help="Port of the admin API.")) -> None:
+    """Run the scheduled sync and the admin API in one process until SIGTERM. Needs COSELL_ADMIN_TOKEN
+    (at least 16 characters): every route but /health asks for it as a bearer token."""
+    from connector.admin.server import serve as run_server
+    from connector.errors import ConnectorError
+
+    try:
+        run_server(host, port)
+    except ConnectorError as exc:
+        _fail(exc)
+
+
+@app.command()
 def check() -> None:
     """Check the installation: login, identity, API usage, mapped objects and permissions, database,
     pending schema drift. Exit status 1 when a check fails."""
