@@ -4,6 +4,8 @@ string is refused, since URLs end up in logs). No secret or access token is ever
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import datetime as dt
 import hmac
 import json
@@ -12,7 +14,8 @@ from collections import Counter
 from contextlib import asynccontextmanager
 from typing import Any, Literal, get_args
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status, Query
+from fastapi import Path as FPath
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
@@ -37,6 +40,10 @@ Mode = Literal["incremental", "full"]
 # -- response and request models -----------------------------------------------------------------
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+# Ids are SQL integers; a larger one is a client error (422), not a database overflow.
+MAX_ID = 2**63 - 1
 
 
 class ApiUsageOut(BaseModel):
@@ -260,7 +267,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
                    objects={n: ObjectCountsOut(**c) for n, c in counts.items()})
 
     @app.get("/runs", response_model=list[Run], dependencies=auth, responses=unauthorized, tags=["runs"])
-    def list_runs(limit: int = 50, offset: int = 0) -> list[Run]:
+    def list_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[Run]:
         limit, offset = max(1, min(limit, 500)), max(0, offset)
         with connector.engine.connect() as conn:
             rows = conn.execute(select(st.runs).order_by(st.runs.c.id.desc()).limit(limit).offset(offset)).all()
@@ -268,7 +275,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
 
     @app.get("/runs/{run_id}", response_model=Run, dependencies=auth,
              responses={**unauthorized, 404: {"model": Problem}}, tags=["runs"])
-    def get_run(run_id: int) -> Run:
+    def get_run(run_id: Annotated[int, FPath(ge=1, le=MAX_ID)]) -> Run:
         with connector.engine.connect() as conn:
             row = conn.execute(select(st.runs).where(st.runs.c.id == run_id)).first()
         if row is None:
@@ -284,7 +291,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
     @app.get("/conflicts", response_model=list[ConflictOut], dependencies=auth, responses=unauthorized,
              tags=["conflicts"])
     def list_conflicts(state: Literal["open", "resolved", "all"] = "all", object: str | None = None,
-                       limit: int = 100, offset: int = 0) -> list[ConflictOut]:
+                       limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[ConflictOut]:
         """Conflicts, newest first. `open`: held for an admin (policy manual) and not yet resolved."""
         c = st.conflicts
         query = select(c).order_by(c.c.id.desc()).limit(max(1, min(limit, 1000))).offset(max(0, offset))
@@ -299,7 +306,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
 
     @app.post("/conflicts/{conflict_id}/resolve", response_model=ConflictOut, dependencies=auth,
               responses={**unauthorized, 404: {"model": Problem}, 409: {"model": Problem}}, tags=["conflicts"])
-    def resolve_conflict(conflict_id: int, body: Resolve) -> ConflictOut:
+    def resolve_conflict(conflict_id: Annotated[int, FPath(ge=1, le=MAX_ID)], body: Resolve) -> ConflictOut:
         """Keep one value: it is written to the local row, so the next sync carries it to Salesforce."""
         c = st.conflicts
         with connector.engine.connect() as conn:
@@ -337,7 +344,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
         return conflict_out(resolved)
 
     @app.get("/parked", response_model=list[Parked], dependencies=auth, responses=unauthorized, tags=["parked"])
-    def list_parked(object: str | None = None, limit: int = 100, offset: int = 0) -> list[Parked]:
+    def list_parked(object: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100, offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[Parked]:
         dl = st.dead_letters
         query = select(dl).order_by(dl.c.last_failed_at.desc()).limit(max(1, min(limit, 1000))).offset(max(0, offset))
         if object:

@@ -353,6 +353,8 @@ class SyncEngine:
                 ch.c.object_name == obj.name, ch.c.op == "D", ch.c.sfid.in_(ids))))} if obj.synced and ids else {}
         merge_fields = [f.name for f in obj.fields if f.name not in SYSTEM_FIELDS]
         writable = {f.name for f in obj.fields if (f.createable or f.updateable) and f.name not in SYSTEM_FIELDS}
+        inserts: list[dict[str, Any]] = []
+        ref_maps = self._ref_maps(conn, obj, tables, records)
         for record in records:
             remote = {f.name: f.to_python(record.get(f.name)) for f in obj.fields}
             local = local_rows.get(record["Id"])
@@ -366,7 +368,7 @@ class SyncEngine:
             if local is None:
                 if deleted:
                     continue
-                self._insert_local(conn, obj, tables, table, remote)
+                self._insert_local(conn, obj, tables, table, remote, batch=inserts, ref_maps=ref_maps)
                 counts.created_local += 1
                 continue
             base = self._decode_base(obj, local.get("_base"))
@@ -420,6 +422,12 @@ class SyncEngine:
             conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(**values))
             if result.to_local:
                 counts.updated_local += 1
+        # One multi-row insert per set of columns (rows carrying their own _uuid differ from the rest).
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in inserts:
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        for rows in groups.values():
+            conn.execute(table.insert(), rows)
 
     def _refused_remote(self, obj: ObjectSchema, base: dict[str, Any] | None,
                         remote: dict[str, Any]) -> dict[str, str]:
@@ -481,7 +489,10 @@ class SyncEngine:
         # delete_remote: the push sends the delete logged by the trigger.
 
     def _insert_local(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table], table: Table,
-                      remote: dict[str, Any], row_uuid: str | None = None) -> None:
+                      remote: dict[str, Any], row_uuid: str | None = None,
+                      batch: list[dict[str, Any]] | None = None, ref_maps: dict | None = None) -> None:
+        """Insert a row for a record new to the portal; with `batch`, the row is queued for one
+        multi-row insert per page instead (an initial load inserts hundreds of thousands)."""
         values = {f.column: remote.get(f.name) for f in obj.fields}
         om = self.mapping.objects[obj.name]
         if row_uuid:
@@ -489,26 +500,49 @@ class SyncEngine:
         elif om.external_id and remote.get(om.external_id):
             values["_uuid"] = remote[om.external_id]
         if obj.synced:
-            values.update(self._ref_uuids(conn, obj, tables, remote))
+            values.update(self._ref_uuids(conn, obj, tables, remote, ref_maps))
         base = {f.name: remote.get(f.name) for f in obj.fields if f.name not in SYSTEM_FIELDS}
         values.update(_base=self._encode_base(base), _sync_version=1, _synced_at=dt.datetime.now(UTC))
-        conn.execute(table.insert().values(**values))
+        if batch is not None:
+            batch.append(values)
+        else:
+            conn.execute(table.insert().values(**values))
+
+    def _linked_references(self, obj: ObjectSchema, tables: dict[str, Table]) -> list[tuple[FieldSchema, Table]]:
+        return [(f, parent) for f in obj.references if f.name not in ("CreatedById", "LastModifiedById")
+                for parent in [next((tables[p] for p in f.reference_to if p in tables), None)] if parent is not None]
+
+    def _ref_maps(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
+                  records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+        """Per reference field, parent Id -> parent row UUID for one page, in one query per field."""
+        if not obj.synced:
+            return {}
+        out: dict[str, dict[str, str]] = {}
+        for f, parent in self._linked_references(obj, tables):
+            wanted = list({r.get(f.name) for r in records if r.get(f.name)})
+            found: dict[str, str] = {}
+            for start in range(0, len(wanted), 500):
+                found.update(conn.execute(select(parent.c.sfid, parent.c._uuid).where(
+                    parent.c.sfid.in_(wanted[start:start + 500]))).all())
+            out[f.name] = found
+        return out
 
     def _ref_uuids(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
-                   values: dict[str, Any]) -> dict[str, Any]:
+                   values: dict[str, Any], ref_maps: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
         """For a synced object, the `_<ref>_uuid` of each reference whose parent row is mirrored."""
         if not obj.synced:
             return {}
         out: dict[str, Any] = {}
-        for f in obj.references:
-            if f.name in ("CreatedById", "LastModifiedById"):
-                continue
+        for f, parent in self._linked_references(obj, tables):
             parent_id = values.get(f.name)
-            parent = next((tables[p] for p in f.reference_to if p in tables), None)
-            if parent_id and parent is not None:
+            if not parent_id:
+                continue
+            if ref_maps is not None and f.name in ref_maps:
+                uuid = ref_maps[f.name].get(parent_id)
+            else:
                 uuid = conn.execute(select(parent.c._uuid).where(parent.c.sfid == parent_id)).scalar()
-                if uuid:
-                    out[ref_uuid_column(f)] = uuid
+            if uuid:
+                out[ref_uuid_column(f)] = uuid
         return out
 
     def _delete_local(self, conn: Connection, table: Table, row_uuid: str) -> None:
