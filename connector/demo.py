@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 
 from connector.bootstrap import build
 from connector.config import Settings
-from connector.cosell.portal import Portal
+from connector.portal import Portal
 from connector.emulator import Emulator
 from connector.reports import attribution_report
 from connector.sync.engine import RunReport

@@ -75,8 +75,11 @@ def registration_status_from_salesforce(obj: ObjectSchema, base: dict[str, Any] 
         return {}
     for actor in ("vendor", "clock"):
         try:
+            # Only the clock's move depends on today; a vendor decision is judged by who made which
+            # move, not by the dates it carries (the org's own validation rules own those).
             transition(old, new, actor, reason=remote.get("Rejection_Reason__c"),
-                       expiry_date=remote.get("Expiry_Date__c"), at=remote.get("SystemModstamp"))
+                       expiry_date=remote.get("Expiry_Date__c"),
+                       at=remote.get("SystemModstamp") if actor == "clock" else None)
             return {}
         except IllegalTransition as exc:
             reason = str(exc)

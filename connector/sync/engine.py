@@ -257,12 +257,14 @@ class SyncEngine:
                 self._apply_remote_page(conn, obj, tables, records, counts, run_id)
                 if records:
                     self._set_watermark(conn, obj.name, stamp.to_python(records[-1]["SystemModstamp"]))
-            if self._restores:
-                by_name = fields_by_name(obj)
-                self.client.save("update", obj.name, [
-                    {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
-                    for _, sfid, values in self._restores])
-                counts.updated_remote += len(self._restores)
+                if self._restores:
+                    # Written back before the page commits: if the run dies first, the watermark has not
+                    # moved, the record is read again and refused again.
+                    by_name = fields_by_name(obj)
+                    self.client.save("update", obj.name, [
+                        {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
+                        for _, sfid, values in self._restores])
+                    counts.updated_remote += len(self._restores)
             seen.update(r["Id"] for r in records)
             counts.pulled += len(records)
             if self.progress:

@@ -1,4 +1,4 @@
-"""The portal's Python API (connector.cosell.portal) writes locally; the sync carries the
+"""The portal's Python API (connector.portal) writes locally; the sync carries the
 deal to Salesforce linked together; bad requests are refused before anything is written."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from connector.cosell.portal import Portal, PortalError
+from connector.portal import Portal, PortalError
 from tests.integration.sync.test_sync import Harness, h  # noqa: F401 - the fixture
 
 

@@ -2,8 +2,8 @@
 set splits, submit and withdraw a registration — all as local writes the sync then
 carries to Salesforce. Every rule is checked before anything is written.
 
-This is the one module of the co-sell package that touches the database (the edge
-where the pure rules meet the mirrored tables); the rules stay in their own modules."""
+It lives beside, not inside, the pure `connector.cosell` package: this is the edge where
+the co-sell rules meet the mirrored tables; the rules stay in their own modules."""
 
 from __future__ import annotations
 
