@@ -647,6 +647,7 @@ class SyncEngine:
         if creates:
             if om.external_id:
                 results = self.client.save("upsert", obj.name, [p for _, p in creates], external_id=om.external_id)
+                results = self._retry_matched_upserts(obj, om, creates, results)
             else:
                 results = self.client.save("create", obj.name, [p for _, p in creates])
             self._record_results(obj, table, by_name, creates, results, "create", counts, snapshot, now)
@@ -667,6 +668,30 @@ class SyncEngine:
                         counts.parked += 1
                         done.append(row_uuid)
                 self._consume(conn, obj.name, done, snapshot)
+
+    def _retry_matched_upserts(self, obj: ObjectSchema, om: ObjectMapping, creates: list[tuple[str, dict[str, Any]]],
+                               results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A create sent again after its answer was lost matches the record it made, and Salesforce then
+        refuses the create-only fields (a master-detail parent) as an update: send those records once
+        more without them. The record exists once; nothing is lost, since it already holds them."""
+        by_name = fields_by_name(obj)
+        by_relationship = {f.relationship_name: f for f in obj.fields if f.relationship_name}
+        retry = []
+        for index, ((row_uuid, payload), result) in enumerate(zip(creates, results)):
+            codes = {e.get("statusCode") for e in result.get("errors") or []}
+            if not result.get("success") and codes == {"INVALID_FIELD_FOR_INSERT_UPDATE"}:
+                reduced = {k: v for k, v in payload.items()
+                           if k == om.external_id or (by_name.get(k) or by_relationship.get(k)) is None
+                           or (by_name.get(k) or by_relationship.get(k)).updateable}
+                retry.append((index, reduced))
+        if not retry:
+            return results
+        again = self.client.save("upsert", obj.name, [p for _, p in retry], external_id=om.external_id)
+        results = list(results)
+        for (index, _), result in zip(retry, again):
+            if result.get("success") and not result.get("created"):
+                results[index] = result
+        return results
 
     def _revert(self, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any], base: dict[str, Any] | None,
                 decision: PushDecision, payload: dict[str, Any], counts: ObjectCounts, run_id: int) -> dict[str, Any]:

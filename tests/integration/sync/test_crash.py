@@ -400,8 +400,6 @@ def test_a_refused_salesforce_move_is_undone_even_if_the_run_dies_before_the_wri
         "Salesforce keeps the refused status: the two sides disagree for good")
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a create retried after its first attempt reached Salesforce "
-                   "is parked with INVALID_FIELD_FOR_INSERT_UPDATE (Opportunity__c is create-only)")
 def test_a_create_retried_after_its_answer_was_lost_is_not_parked(emulator, database):
     """The portal adds a participant; the upsert reaches Salesforce, which saves it, but the answer is
     lost on the way back (a dropped connection — or the process killed at that instant), so the
