@@ -220,27 +220,25 @@ class SyncRunner:
             wait: float | None = None):
         """Run now in this thread; raise LockBusy when another run holds what this one needs.
         `wait`: seconds to wait for a run of this process to end (None: as long as it takes)."""
-        if not self.mutex.acquire(timeout=-1 if wait is None else wait):
+        owner = self._lock_for_run(objects, -1 if wait is None else wait)
+        return self._run_held(objects, full, trigger, owner)
+
+    def _lock_for_run(self, objects: list[str] | None, wait: float) -> str:
+        """This process's mutex, then the database lock; the mutex is let go if the database says no."""
+        if not self.mutex.acquire(timeout=wait):
             raise LockBusy(f"a run is in progress in this process ({self.current})")
         try:
-            owner = self._take(objects)
+            return self._take(objects)
         except BaseException:
             self.mutex.release()
             raise
-        return self._run_held(objects, full, trigger, owner)
 
     def start(self, objects: list[str] | None, *, full: bool = False, trigger: str | None = None,
               wait: float = 5.0, before=None) -> RunTicket:
         """Take the locks here (so a busy lock is answered at once), then run in a background thread.
         Returns once the run has its id (or failed before getting one). `before(engine)` runs first,
         under the locks."""
-        if not self.mutex.acquire(timeout=wait):
-            raise LockBusy(f"a run is in progress in this process ({self.current})")
-        try:
-            owner = self._take(objects)
-        except BaseException:
-            self.mutex.release()
-            raise
+        owner = self._lock_for_run(objects, wait)
         trigger = trigger or f"resync:{uuid.uuid4().hex[:12]}"
         ticket = RunTicket(trigger, threading.Thread(target=lambda: None))
 

@@ -4,17 +4,15 @@ string is refused, since URLs end up in logs). No secret or access token is ever
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import datetime as dt
 import hmac
 import json
 import logging
 from collections import Counter
 from contextlib import asynccontextmanager
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response, status, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi import Path as FPath
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -22,6 +20,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import and_, func, select, update
 
 from connector.scheduler import LockBusy, SyncRunner
+from connector.sync.engine import ObjectCounts, encode
 
 __all__ = ["create_app", "QUERY_TOKEN_NAMES"]
 
@@ -74,18 +73,8 @@ class Status(BaseModel):
     running: str | None = Field(description="Trigger of the run in progress in this process, if any.")
 
 
-class ObjectCountsOut(BaseModel):
-    pulled: int = 0
-    created_local: int = 0
-    updated_local: int = 0
-    deleted_local: int = 0
-    created_remote: int = 0
-    updated_remote: int = 0
-    deleted_remote: int = 0
-    conflicts: int = 0
-    parked: int = 0
-    waiting: int = 0
-    error: str | None = None
+# The engine's own per-object counts are the response model (pydantic reads the dataclass).
+ObjectCountsOut = ObjectCounts
 
 
 class Run(BaseModel):
@@ -448,7 +437,6 @@ def _escape(value: str) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    from connector.sync.engine import encode
     return encode(value)
 
 
