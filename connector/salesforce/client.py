@@ -304,10 +304,11 @@ class SalesforceClient:
             next_url = page["nextRecordsUrl"]
             page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True), what="query more")
 
-    def bulk_query(self, object_name: str, soql: str, *, include_deleted: bool = False, page_size: int = 50_000,
+    def bulk_query(self, object_name: str, soql: str, *, include_deleted: bool = False, page_size: int = 10_000,
                    poll_wait: float = 0.5) -> Iterator[list[dict[str, str]]]:
         """Rows of a Bulk 2.0 query job, one CSV result page (up to `page_size` rows) at a time, each
-        page fetched and retried on its own. Values are CSV text; an empty field is null."""
+        page fetched and retried on its own. Values are CSV text; an empty field is null. 10,000 rows
+        a page keeps memory flat (one page is held while the next is parsed) at 1 call per 10,000."""
         from simple_salesforce.bulk2 import JobState, Operation
 
         operation = Operation.query_all if include_deleted else Operation.query

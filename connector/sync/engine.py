@@ -248,6 +248,9 @@ class SyncEngine:
         # Date header of its first page): records stamped in that second or later come next run.
         soql = self._soql(obj, watermark)
         include_deleted = obj.has_is_deleted and watermark is not None
+        # A full read compares Id sets afterwards, unless the table held no synced row before it
+        # (a first load): then there is nothing to reconcile and no reason to hold every Id.
+        track_ids = watermark is None and self._has_synced_rows(table)
         seen: set[str] = set()
         window: dict[str, Any] = {"end": prefetched[1] if prefetched else None}
         for records in self._remote_pages(obj, soql, include_deleted, prefetched, window):
@@ -265,21 +268,27 @@ class SyncEngine:
                         {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
                         for _, sfid, values in self._restores])
                     counts.updated_remote += len(self._restores)
-            seen.update(r["Id"] for r in records)
+            if track_ids:
+                seen.update(r["Id"] for r in records)
             counts.pulled += len(records)
             if self.progress:
                 self.progress(obj.name, "pulled", counts.pulled)
         end = window["end"]
-        reconcile = watermark is None or self._reconcile_due(obj, watermark, end)
+        reconcile = track_ids or (watermark is not None and self._reconcile_due(obj, watermark, end))
         if reconcile and watermark is not None:
             # The delete log no longer reaches back (or the object has none): compare Id sets.
             seen = {r["Id"] for _, page in self.client.query_pages(f"SELECT Id FROM {obj.name}") for r in page}
         with self.engine.begin() as conn:
             if reconcile:
                 self._reconcile_absent(conn, obj, table, seen, counts)
+            if reconcile or watermark is None:    # a full read is as good as a reconcile
                 self._set_state(conn, obj.name, last_full_reconcile=end)
             self._set_watermark(conn, obj.name, end)
         return counts
+
+    def _has_synced_rows(self, table: Table) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(table.c._id).where(table.c.sfid.is_not(None)).limit(1)).first() is not None
 
     def _reconcile_due(self, obj: ObjectSchema, watermark: dt.datetime, end: dt.datetime) -> bool:
         if end - watermark > DELETE_LOG_REACH:
