@@ -11,7 +11,7 @@ COSELL_* environment (the org, the database, the mapping), the connector built b
         `fork CYCLES` starts a worker process (a fork of this one, so it need not import
         anything again) that builds the connector from the environment and runs CYCLES
         cycles; the server prints `forked PID`, the worker prints `PID cycle {...}` lines
-        and `PID done`. `reap PID` waits for that worker to be gone (after the test killed
+        and `PID done` (or `PID failed`, its traceback on stderr). `reap PID` waits for that worker to be gone (after the test killed
         it) and prints `reaped PID`. End of input ends the server.
 
 A worker touches the database and the org only after its start, so whoever kills it
@@ -59,10 +59,11 @@ def fork_server() -> int:
                 try:
                     sys.stdin.close()
                     run_cycles(int(argument), prefix=f"{os.getpid()} ")
-                except BaseException:  # a worker that failed says so; the test reads it
+                except BaseException:  # a worker that failed says so; the traceback goes to stderr
                     import traceback
 
                     traceback.print_exc()
+                    print(f"{os.getpid()} failed", flush=True)
                     status = 1
                 finally:
                     sys.stdout.flush()
