@@ -21,6 +21,10 @@ report_app = typer.Typer(help="Reports from the mirrored data.", no_args_is_help
 app.add_typer(report_app, name="report")
 mapping_app = typer.Typer(help="Mapping files: validate them, export their JSON Schema.", no_args_is_help=True)
 app.add_typer(mapping_app, name="mapping")
+from connector.overlaps.cli import overlaps_app, report_pipeline  # noqa: E402 - the sub-apps need `app` first
+
+app.add_typer(overlaps_app, name="overlaps")
+report_app.command("pipeline")(report_pipeline)
 
 
 def _connector():

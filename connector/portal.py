@@ -8,6 +8,8 @@ the co-sell rules meet the mirrored tables; the rules stay in their own modules.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -77,15 +79,17 @@ class Portal:
                       amount: Decimal | None = None, currency: str | None = None,
                       close_date: dt.date | None = None, opportunity: str | None = None, role: str = "Reseller",
                       attribution: str = "Sourced", program: str | None = None,
-                      direct_owned_accounts: frozenset[str] = frozenset()) -> RegisteredDeal:
+                      direct_owned_accounts: frozenset[str] = frozenset(),
+                      conn: Connection | None = None) -> RegisteredDeal:
         """A Draft registration of `partner` on `end_customer`'s deal, with the partner as a participant.
-        Creates the opportunity when none is given. Raises PortalError before writing anything."""
+        Creates the opportunity when none is given. Raises PortalError before writing anything.
+        With `conn`, the writes join the caller's transaction (to record a link in the same commit)."""
         self._require_role(role)
         if attribution not in ATTRIBUTIONS:
             raise PortalError(f"attribution {attribution!r} is not valid; choose one of: {', '.join(ATTRIBUTIONS)}")
         if amount is not None and amount < 0:
             raise PortalError("a registered amount cannot be negative")
-        with self.engine.begin() as conn:
+        with self._transaction(conn) as conn:
             partner_row = self._row(conn, "Account", partner)
             customer_row = self._row(conn, "Account", end_customer)
             if partner_row["_uuid"] == customer_row["_uuid"]:
@@ -110,6 +114,14 @@ class Portal:
                 "role__c": role, "attribution__c": attribution, **self._ref(opp_row, "opportunity__c"),
                 **self._ref(partner_row, "partner_account__c")})
         return RegisteredDeal(registration, opp_uuid, participant, tuple(conflicts))
+
+    @contextmanager
+    def _transaction(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.engine.begin() as new:
+                yield new
 
     def _channel_conflicts(self, conn: Connection, opp_row: dict[str, Any], partner_row: dict[str, Any],
                            customer_row: dict[str, Any], direct_owned: frozenset[str]) -> list[ChannelConflict]:
