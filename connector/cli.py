@@ -221,6 +221,14 @@ def mirror(
     views = connector.mirror.create_views(plan)
     if views:
         console.print(f"Corporate-currency views: {', '.join(views)}")
+    if any(om.direction == "read_write" for om in connector.mapping.objects.values()):
+        # From now on, not only from the first sync: a portal write made before it must not be missed.
+        try:
+            connector.sync.prepare()
+        except ConnectorError as exc:
+            _fail(exc)
+        console.print("Change capture is on for the read-write tables: portal writes reach Salesforce at the "
+                      "next `cosell sync`.")
     usage = connector.client.usage
     console.print(f"API calls: {connector.client.calls} (org usage {usage.used}/{usage.total})")
 

@@ -47,8 +47,9 @@ class Portal:
 
     @classmethod
     def for_sync(cls, sync: Any) -> Portal:
-        """The portal API on the tables a sync engine keeps, with the org's own role picklist values."""
-        schemas = sync.mirror.schemas()
+        """The portal API on the tables a sync engine keeps, with the org's own role picklist values.
+        Makes sure change capture is installed first, so every write the API makes reaches Salesforce."""
+        schemas = sync.prepare()
         role_field = schemas["Co_Sell_Participant__c"].field("Role__c") if "Co_Sell_Participant__c" in schemas \
             else None
         roles = RoleSet.from_picklist([p.value for p in role_field.picklist]) if role_field else None

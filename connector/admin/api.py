@@ -19,6 +19,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import and_, func, select, update
 
+from connector.errors import ConnectorError
+from connector.overlaps import OverlapBook, PipelineRow, pipeline_report
+from connector.portal import PortalError
 from connector.scheduler import LockBusy, SyncRunner
 from connector.sync.engine import ObjectCounts, encode
 
@@ -349,6 +352,17 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
         if name is not None and name not in connector.mapping.objects:
             raise HTTPException(422, f"{name} is not mapped; mapped objects: {', '.join(connector.mapping.objects)}")
         return Retried(queued=sync.retry_parked(name))
+
+    @app.get("/reports/pipeline", response_model=list[PipelineRow], dependencies=auth,
+             responses={**unauthorized, 409: {"description": "The co-sell objects are not mirrored yet."}},
+             tags=["reports"])
+    def pipeline() -> list[PipelineRow]:
+        """The leading indicator: days from overlap import to registration, submission and approval,
+        per partner and overall (median and nearest-rank 90th percentile)."""
+        try:
+            return pipeline_report(OverlapBook.for_sync(sync))
+        except (PortalError, ConnectorError) as exc:
+            raise HTTPException(409, str(exc)) from None
 
     @app.post("/resync", response_model=Accepted, status_code=202, dependencies=auth,
               responses={**unauthorized, 409: {"model": Problem, "description": "A run holds a needed object."},

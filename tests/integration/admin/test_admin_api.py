@@ -75,7 +75,7 @@ def test_every_route_but_health_needs_the_token(admin):
     assert admin.http.get("/health").json() == {"status": "ok"}
     routes = [("get", "/status"), ("get", "/runs"), ("get", "/runs/1"), ("get", "/conflicts"),
               ("post", "/conflicts/1/resolve"), ("get", "/parked"), ("post", "/parked/retry"),
-              ("post", "/resync"), ("get", "/metrics")]
+              ("post", "/resync"), ("get", "/metrics"), ("get", "/reports/pipeline")]
     for method, path in routes:
         none = admin.http.request(method, path, json={})
         assert none.status_code == 401 and none.headers["www-authenticate"] == "Bearer", path
@@ -261,3 +261,31 @@ def test_the_openapi_document_describes_the_routes_and_the_bearer_scheme(admin):
     assert "202" in doc["paths"]["/resync"]["post"]["responses"]
     schema = doc["components"]["schemas"]["Resolve"]["properties"]["take"]
     assert schema["enum"] == ["local", "salesforce", "value"]
+
+
+def test_the_pipeline_report_shows_how_fast_overlaps_become_registrations(admin, tmp_path):
+    import datetime as dt
+
+    from connector.overlaps import OverlapBook
+
+    admin.org.create("Account", {"Name": "Pipeline Partner Co", "Is_Partner__c": True,
+                                 "Partner_Type__c": "Reseller"})
+    for name in ("Pipe One", "Pipe Two"):
+        admin.org.create("Account", {"Name": name, "Website": f"{name.replace(' ', '').lower()}.example"})
+    admin.run()
+    assert admin.http.get("/reports/pipeline", headers=AUTH).json() == []
+    export = tmp_path / "overlaps.csv"
+    export.write_text("Partner,Account Name,Domain,Population,Record ID\n"
+                      "Pipeline Partner Co,Pipe One,pipeone.example,Customers,r1\n"
+                      "Pipeline Partner Co,Pipe Two,pipetwo.example,Prospects,r2\n")
+    t0 = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
+    book = OverlapBook.for_sync(admin.sync)
+    book.import_file(export, at=t0)
+    first = min(r["id"] for r in book.list())
+    book.register(first, close_date=dt.date(2026, 8, 1), at=t0 + dt.timedelta(hours=36))
+    rows = {r["partner"]: r for r in admin.http.get("/reports/pipeline", headers=AUTH).json()}
+    assert set(rows) == {"Pipeline Partner Co", "(all partners)"}
+    mine = rows["Pipeline Partner Co"]
+    assert mine["overlaps"] == 2
+    assert mine["registered"] == {"count": 1, "median_days": 1.5, "p90_days": 1.5}
+    assert mine["submitted"] == mine["approved"] == {"count": 0, "median_days": None, "p90_days": None}
