@@ -66,6 +66,15 @@ def _mib(kib: int) -> float:
     return kib / 1024
 
 
+def _rss_now_mib() -> float:
+    """The process's current resident set (Linux /proc), or its peak where /proc is absent."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return _mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def _say(message: str) -> None:
     print(f"  .. {message}", file=sys.stderr, flush=True)
 
@@ -108,7 +117,7 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
             total = sum(state["objects"].values())
             elapsed = now - state["start"]
             _say(f"[{label}] {name}: {count:,} pulled; {total:,} records in {elapsed:,.0f} s "
-                 f"({total / elapsed:,.0f}/s)")
+                 f"({total / elapsed:,.0f}/s), RSS now {_rss_now_mib():,.0f} MiB")
 
     connector.sync.progress = progress
     out["rss_before_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
