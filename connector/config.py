@@ -4,6 +4,7 @@ types and never printed; `describe()` shows settings with secrets masked."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -48,6 +49,17 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1, le=20, description="Attempts per API call on transient failures.")
     retry_initial_wait: float = Field(0.5, ge=0, description="First backoff wait in seconds (doubles, jittered).")
     retry_max_wait: float = Field(30.0, ge=0, description="Longest backoff wait in seconds.")
+    reconcile_missing_payout_days: int = Field(
+        45, ge=0, le=3650, description="Days after a closed-won AWS/Azure Marketplace deal's close date before "
+        "a deal with no payout is marked Missing Payout. 45 covers 30-day invoice terms plus the marketplaces' "
+        "disbursement cycle (money is paid out only after the buyer's invoice is collected).")
+    reconcile_tolerance: Decimal = Field(
+        Decimal("1.00"), ge=0, description="Largest difference, in the deal's currency, between a deal's amount "
+        "and the seller revenue received that still counts as Matched (rounding of per-line amounts).")
+    reconcile_fx_tolerance_percent: Decimal = Field(
+        Decimal("2.0"), ge=0, le=100, description="Added to the tolerance, as a percentage of the deal's amount, "
+        "when a payout was in another currency than the deal: the marketplace converts at its daily rate, "
+        "the org's dated rates hold for a whole period.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
 
