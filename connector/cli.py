@@ -21,10 +21,13 @@ report_app = typer.Typer(help="Reports from the mirrored data.", no_args_is_help
 app.add_typer(report_app, name="report")
 mapping_app = typer.Typer(help="Mapping files: validate them, export their JSON Schema.", no_args_is_help=True)
 app.add_typer(mapping_app, name="mapping")
-from connector.overlaps.cli import overlaps_app, report_pipeline  # noqa: E402 - the sub-apps need `app` first
+from connector.marketplace.cli import marketplace_app, report_reconciliation  # noqa: E402 - sub-apps after `app`
+from connector.overlaps.cli import overlaps_app, report_pipeline  # noqa: E402
 
 app.add_typer(overlaps_app, name="overlaps")
+app.add_typer(marketplace_app, name="marketplace")
 report_app.command("pipeline")(report_pipeline)
+report_app.command("reconciliation")(report_reconciliation)
 
 
 def _connector():
@@ -46,6 +49,15 @@ def _connector():
 def _fail(exc: Exception) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(2)
+
+
+def emit(text: str, output: Optional[Path], rows: int) -> None:
+    """A report's CSV or JSON: to the file asked for, else to stdout."""
+    if output:
+        output.write_text(text)
+        typer.echo(f"wrote {rows} rows to {output}")
+    else:
+        typer.echo(text)
 
 
 def _print_checks(checks) -> bool:
@@ -322,11 +334,7 @@ def report_attribution(
         text = render(rows, fmt)
     except ValueError as exc:
         _fail(exc)
-    if output:
-        output.write_text(text)
-        typer.echo(f"wrote {len(rows)} rows to {output}")
-    else:
-        typer.echo(text)
+    emit(text, output, len(rows))
 
 
 @schema_app.command("snapshot")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+from decimal import Decimal
 import json
 import logging
 from collections import Counter
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import and_, func, select, update
 
 from connector.errors import ConnectorError
+from connector.marketplace import EXCEPTIONS, PayoutLedger
 from connector.overlaps import OverlapBook, PipelineRow, pipeline_report
 from connector.portal import PortalError
 from connector.scheduler import LockBusy, SyncRunner
@@ -42,6 +44,30 @@ Mode = Literal["incremental", "full"]
 # -- response and request models -----------------------------------------------------------------
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class ReconciliationOut(BaseModel):
+    subject: str = Field(description="The deal's portal UUID, or what an unmatched payout names.")
+    status: str = Field(description="matched, amount_mismatch, missing_payout, awaiting_payout, "
+                                    "payout_without_deal or ambiguous.")
+    deal_uuid: str | None
+    sfid: str | None = Field(description="The opportunity's Salesforce Id, once synced.")
+    deal_name: str | None
+    source: str | None = Field(description="aws or azure.")
+    matched_by: str | None = Field(description="agreement, offer or account+product.")
+    currency: str | None = Field(description="The deal's currency; every amount here is in it.")
+    expected: Decimal | None
+    gross: Decimal | None
+    fee: Decimal | None
+    refunds: Decimal | None
+    credits: Decimal | None = None
+    adjustments: Decimal | None = None
+    net: Decimal | None
+    difference: Decimal | None
+    payout_currencies: str | None
+    lines: int
+    detail: str | None
+    reconciled_at: dt.datetime
 
 
 # Ids are SQL integers; a larger one is a client error (422), not a database overflow.
@@ -363,6 +389,17 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
             return pipeline_report(OverlapBook.for_sync(sync))
         except (PortalError, ConnectorError) as exc:
             raise HTTPException(409, str(exc)) from None
+
+    @app.get("/reports/reconciliation", response_model=list[ReconciliationOut], dependencies=auth,
+             responses=unauthorized, tags=["reports"])
+    def reconciliation(all: bool = False) -> list[ReconciliationOut]:  # noqa: A002 - the query parameter's name
+        """Marketplace payouts against deals, as last reconciled: the exceptions (amount mismatch,
+        missing payout, payout without a deal, ambiguous), or every outcome with `all=true`."""
+        try:
+            rows = PayoutLedger(connector.mirror).outcomes(None if all else EXCEPTIONS)
+        except ConnectorError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return [ReconciliationOut(**r) for r in rows]
 
     @app.post("/resync", response_model=Accepted, status_code=202, dependencies=auth,
               responses={**unauthorized, 409: {"model": Problem, "description": "A run holds a needed object."},

@@ -391,7 +391,8 @@ class OverlapBook:
                  attribution: str | None = None, program: str | None = DEFAULT_PROGRAM,
                  at: dt.datetime | None = None) -> dict[str, Any]:
         """A Draft registration, its opportunity and the partner's participant row from a matched
-        overlap, linked to it in the same commit. Returns the overlap row."""
+        overlap, linked to it in the same commit. Returns the overlap row, with the partner's
+        participant row (`participant_uuid`) and any channel conflicts the registration raises."""
         self.ensure_tables()
         at = at or dt.datetime.now(UTC)
         registrations = self.portal.tables["Deal_Registration__c"]
@@ -422,7 +423,8 @@ class OverlapBook:
                 raise OverlapError(f"overlap {overlap_id}: {exc}") from None
             conn.execute(update(self.overlaps).where(self.overlaps.c.id == overlap_id).values(
                 registration_uuid=deal.registration, opportunity_uuid=deal.opportunity, registered_at=at))
-            return {**self.get(overlap_id, conn), "channel_conflicts": [str(c) for c in deal.channel_conflicts]}
+            return {**self.get(overlap_id, conn), "participant_uuid": deal.participant,
+                    "channel_conflicts": [str(c) for c in deal.channel_conflicts]}
 
 
 __all__ = ["DEFAULT_ATTRIBUTION", "DEFAULT_ROLE", "POPULATION_ATTRIBUTION", "ImportResult", "OverlapBook",

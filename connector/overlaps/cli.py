@@ -194,12 +194,9 @@ def report_pipeline(
         return
     flat = [{"partner": r.partner, "overlaps": r.overlaps,
              **{f"{s}_{k}": v for s in STAGES for k, v in vars(getattr(r, s)).items()}} for r in rows]
-    text = _render(flat, fmt)
-    if output:
-        output.write_text(text)
-        typer.echo(f"wrote {len(rows)} rows to {output}")
-    else:
-        typer.echo(text)
+    from connector.cli import emit
+
+    emit(_render(flat, fmt), output, len(rows))
 
 
 def _render(rows: list[dict], fmt: str) -> str:

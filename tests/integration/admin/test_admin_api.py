@@ -75,7 +75,8 @@ def test_every_route_but_health_needs_the_token(admin):
     assert admin.http.get("/health").json() == {"status": "ok"}
     routes = [("get", "/status"), ("get", "/runs"), ("get", "/runs/1"), ("get", "/conflicts"),
               ("post", "/conflicts/1/resolve"), ("get", "/parked"), ("post", "/parked/retry"),
-              ("post", "/resync"), ("get", "/metrics"), ("get", "/reports/pipeline")]
+              ("post", "/resync"), ("get", "/metrics"), ("get", "/reports/pipeline"),
+              ("get", "/reports/reconciliation")]
     for method, path in routes:
         none = admin.http.request(method, path, json={})
         assert none.status_code == 401 and none.headers["www-authenticate"] == "Bearer", path
@@ -289,3 +290,35 @@ def test_the_pipeline_report_shows_how_fast_overlaps_become_registrations(admin,
     assert mine["overlaps"] == 2
     assert mine["registered"] == {"count": 1, "median_days": 1.5, "p90_days": 1.5}
     assert mine["submitted"] == mine["approved"] == {"count": 0, "median_days": None, "p90_days": None}
+
+
+def test_the_reconciliation_report_lists_the_exceptions(admin):
+    import datetime as dt
+    from pathlib import Path
+
+    from connector.marketplace import PayoutLedger, Rules, parse_feed
+
+    data = Path(__file__).parents[2] / "data" / "marketplace"
+    short = admin.org.create("Opportunity", {
+        "Name": "Admin recon short", "StageName": "Closed Won", "CloseDate": "2025-02-14", "Amount": 50000,
+        "CurrencyIsoCode": "USD", "Cloud_Marketplace__c": "AWS Marketplace", "Marketplace_Offer_Id__c": "offer-x",
+        "Marketplace_Agreement_Id__c": "agmt-SHORT"})
+    paid = admin.org.create("Opportunity", {
+        "Name": "Admin recon paid", "StageName": "Closed Won", "CloseDate": "2025-02-14", "Amount": 100000,
+        "CurrencyIsoCode": "USD", "Cloud_Marketplace__c": "AWS Marketplace", "Marketplace_Offer_Id__c": "offer-y",
+        "Marketplace_Agreement_Id__c": "agmt-MATCHED"})
+    admin.run()
+    assert admin.http.get("/reports/reconciliation", headers=AUTH).json() == []
+    PayoutLedger(admin.connector.mirror).import_feed(parse_feed(data / "aws_billing_events.csv"),
+                                                     rules=Rules(today=dt.date(2025, 6, 1)))
+    exceptions = admin.http.get("/reports/reconciliation", headers=AUTH).json()
+    mine = next(r for r in exceptions if r["sfid"] == short)
+    assert (mine["status"], mine["matched_by"], mine["currency"]) == ("amount_mismatch", "agreement", "USD")
+    assert float(mine["difference"]) == -5000.0
+    # The payouts of deals this org does not have are exceptions too; matched deals only with all=true.
+    assert {r["status"] for r in exceptions} <= {"amount_mismatch", "payout_without_deal", "ambiguous",
+                                                 "missing_payout"}
+    assert "payout_without_deal" in {r["status"] for r in exceptions}
+    assert paid not in {r["sfid"] for r in exceptions}
+    everything = admin.http.get("/reports/reconciliation", params={"all": "true"}, headers=AUTH).json()
+    assert next(r for r in everything if r["sfid"] == paid)["status"] == "matched"
