@@ -5,8 +5,10 @@ simple-salesforce, the schema mirror, the sync engine and the co-sell rules)."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import tempfile
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,8 +18,10 @@ from sqlalchemy import select, update
 
 from connector.bootstrap import build
 from connector.config import Settings
-from connector.portal import Portal
 from connector.emulator import Emulator
+from connector.marketplace import PayoutLedger, parse_feed, rules_from
+from connector.overlaps import OverlapBook, pipeline_report
+from connector.portal import Portal
 from connector.reports import attribution_report
 from connector.sync.engine import RunReport
 
@@ -45,20 +49,37 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
         first = step.sync(connector, "initial load")
         loaded = {n: c.created_local for n, c in first.objects.items() if c.created_local}
         console.print("  loaded: " + ", ".join(f"{n} {c}" for n, c in list(loaded.items())[:6]) + ", ...")
-        portal = Portal.for_sync(connector.sync)
 
         partner = _account(org, "Partner_Type__c = 'System Integrator'")
         cloud = _account(org, "Partner_Type__c = 'Cloud Provider'")
-        customer = _account(org, "Is_Partner__c = false AND BillingCountry = 'Germany'") or \
-            _account(org, "Is_Partner__c = false")
-        step("A partner registers a deal in the portal",
-             f"{partner['Name']}, a system integrator, registers a data-platform migration for "
-             f"{customer['Name']}.")
-        deal = portal.register_deal(partner=partner["Id"], end_customer=customer["Id"],
-                                    name=f"{customer['Name']} - data platform migration", amount=Decimal("250000"),
-                                    currency="EUR", close_date=dt.date(2025, 3, 28), role="System Integrator",
-                                    attribution="Sourced", program="Co-Sell Accelerate")
-        portal.submit(deal.registration)
+        customer = _account(org, "Is_Partner__c = false AND BillingCountry = 'Germany' AND Website != null") or \
+            _account(org, "Is_Partner__c = false AND Website != null")
+        step("A partner's account-mapping export arrives",
+             f"{partner['Name']}, a system integrator, shares its overlap export: its own spelling of the "
+             "account names and web sites, its populations and record ids.")
+        now = dt.datetime.now(dt.timezone.utc)
+        export = Path(folder) / "overlaps.csv"
+        export.write_text("Partner,Partner Account Name,Website,Partner Population,Partner Record ID,Country\n"
+                          f"{partner['Name']},{customer['Name'].upper()},{customer['Website'].upper()},"
+                          f"Open Opportunities,{partner['Name'][:3].upper()}-0042,{customer['BillingCountry']}\n"
+                          f"{partner['Name']},Hooli Analytics,hooli-analytics.example,Prospects,"
+                          f"{partner['Name'][:3].upper()}-0043,United States\n")
+        book = OverlapBook.for_sync(connector.sync)
+        imported = book.import_file(export, at=now - dt.timedelta(days=9))
+        for row in imported.rows:
+            console.print(f"  line {row.line}: {row.account_name} -> [cyan]{row.status}[/cyan] "
+                          f"{row.account or row.reason}")
+        overlap = next(r for r in imported.rows if r.status == "matched")
+
+        step("The overlap becomes a registered deal",
+             "One call writes the Draft registration, its opportunity and the partner as participant; the role "
+             "comes from the partner's type, the attribution from its population (an open opportunity: Sourced).")
+        registered = book.register(overlap.overlap_id, name=f"{customer['Name']} - data platform migration",
+                                   amount=Decimal("250000"), currency="EUR", close_date=dt.date(2025, 3, 28),
+                                   program="Partner Sourced Incentive", at=now - dt.timedelta(days=7))
+        deal = _Deal(registered["registration_uuid"], registered["opportunity_uuid"], registered["participant_uuid"])
+        portal = Portal.for_sync(connector.sync)
+        portal.submit(deal.registration, at=now - dt.timedelta(days=6))
         console.print(f"  portal: opportunity, participant and registration written locally (partner "
                       f"{partner['Name']}, end customer {customer['Name']}); registration submitted")
         step.sync(connector, "the sync creates the deal in Salesforce")
@@ -108,7 +129,10 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
         step("The deal closes in euros in Salesforce",
              "Amounts keep their currency; reports convert at the dated rate of the close date.")
         org.advance_clock(seconds=2)
-        org.update("Opportunity", registration["Opportunity__c"], {"StageName": "Closed Won", "Amount": 275000})
+        org.update("Opportunity", registration["Opportunity__c"], {
+            "StageName": "Closed Won", "Amount": 275000, "Cloud_Marketplace__c": "AWS Marketplace",
+            "Marketplace_Offer_Id__c": "offer-demo-0042", "Marketplace_Agreement_Id__c": "agmt-demo-0042"})
+        console.print("  sold through an AWS Marketplace private offer (agreement agmt-demo-0042)")
         step.sync(connector, "the win reaches the portal")
 
         rates = [r for r in org.org.features.multi_currency.dated_rates
@@ -127,12 +151,57 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
                 table.add_row(row.partner_name, row.period, row.attribution, f"{row.closed_won:,.2f}",
                               f"{row.split_closed_won:,.2f}")
         console.print(table)
+
+        step("The leading indicator: from overlap to approved registration",
+             "Days from the overlap's import to the registration, its submission and its approval.")
+        for row in pipeline_report(book):
+            if row.partner == partner["Name"]:
+                console.print("  " + ", ".join(f"{stage}: {getattr(row, stage).median_days:g} days"
+                                               for stage in ("registered", "submitted", "approved")
+                                               if getattr(row, stage).count))
+
+        step("AWS Marketplace pays out; finance sees it in Salesforce",
+             "The billing-event feed is matched to the deal through its agreement and compared in the deal's "
+             "currency; status and net received go to the opportunity.")
+        feed = Path(folder) / "billing_events.csv"
+        columns = ["billing_event_id", "from_account_id", "to_account_id", "end_user_account_id", "product_id",
+                   "agreement_id", "invoice_id", "invoice_date", "payment_due_date", "transaction_reference_id",
+                   "parent_billing_event_id", "disbursement_billing_event_id", "bank_trace_id", "broker_id",
+                   "amount", "currency", "balance_impacting", "action", "transaction_type"]
+        event = dict.fromkeys(columns, "") | {
+            "from_account_id": "210987654321", "to_account_id": "123456789012", "end_user_account_id": "100000000042",
+            "product_id": "prod-data", "agreement_id": "agmt-demo-0042", "invoice_id": "inv-1",
+            "invoice_date": "2025-04-01", "payment_due_date": "2025-05-01", "transaction_reference_id": "tr-demo-1",
+            "currency": "EUR", "balance_impacting": "1", "action": "INVOICED"}
+        with feed.open("w", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=columns)
+            writer.writeheader()
+            writer.writerow(event | {"billing_event_id": "be-demo-1", "amount": "275000.00",
+                                     "transaction_type": "SELLER_REV_SHARE"})
+            writer.writerow(event | {"billing_event_id": "be-demo-2", "amount": "-8250.00",
+                                     "transaction_type": "AWS_REV_SHARE"})
+        result = PayoutLedger(connector.mirror).import_feed(parse_feed(feed), rules=rules_from(connector.settings))
+        missing = result.reconciliation.counts().get("missing_payout", 0)
+        console.print(f"  this deal: matched; {missing} other won marketplace deal(s) of the demo org have had no "
+                      "payout for 45 days: Missing Payout (`cosell report reconciliation` lists them)")
+        step.sync(connector, "reconciliation fields to Salesforce")
+        won = org.get("Opportunity", registration["Opportunity__c"])
+        console.print(f"  Salesforce: Reconciliation_Status__c [cyan]{won['Reconciliation_Status__c']}[/cyan], "
+                      f"Net_Received_Amount__c {won['Net_Received_Amount__c']:,.2f} EUR (275,000.00 billed "
+                      "less the 3% listing fee)")
         usage = connector.client.usage
         console.print(f"API calls the connector made: {connector.client.calls} (org usage {usage.used}/"
                       f"{usage.total}); a naive record-by-record integration makes one per record.")
         connector.engine.dispose()
     console.rule("done")
     return 0
+
+
+@dataclass(frozen=True)
+class _Deal:
+    registration: str
+    opportunity: str
+    participant: str
 
 
 class _Steps:

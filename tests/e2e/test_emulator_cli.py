@@ -46,7 +46,11 @@ def test_demo_runs_end_to_end():
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
     out = " ".join(result.stdout.split())  # rich wraps lines at the terminal width
-    assert "JWT bearer" in out and "A partner registers a deal in the portal" in out
+    assert "JWT bearer" in out and "A partner's account-mapping export arrives" in out
+    assert "-> matched" in out and "Hooli Analytics -> unmatched" in out      # the export's messy spelling matched
+    assert "The overlap becomes a registered deal" in out
     assert "status Submitted" in out and "the amount edit waits (1 held)" in out
     assert "Salesforce amount 275,000" in out and "revenue split 60" in out
     assert "Attribution: who gets credit" in out and "failed" not in out
+    assert "registered: 2 days, submitted: 3 days, approved: 9 days" in out
+    assert "Reconciliation_Status__c Matched, Net_Received_Amount__c 266,750.00 EUR" in out
