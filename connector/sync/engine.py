@@ -561,6 +561,8 @@ class SyncEngine:
             _sync_version=capture.CONNECTOR_DELETE_MARK))
         conn.execute(delete(table).where(table.c._uuid == row_uuid))
         conn.execute(delete(self.state.changes).where(self.state.changes.c.row_uuid == row_uuid))
+        # Row UUIDs are unique across objects: a parked entry of a record gone from both sides goes too.
+        conn.execute(delete(self.state.dead_letters).where(self.state.dead_letters.c.record_uuid == row_uuid))
 
     def _mark_dirty(self, conn: Connection, name: str, row_uuid: str) -> None:
         conn.execute(self.state.changes.insert().values(object_name=name, row_uuid=row_uuid, op="U",
@@ -598,6 +600,7 @@ class SyncEngine:
                 for row in conn.execute(select(table).where(table.c._uuid.in_(uuids[start:start + 500]))):
                     rows[row._uuid] = dict(row._mapping)
         creates, updates, deletes, consumed, refused, held = [], [], [], [], [], set()
+        vanished: list[str] = []     # rows deleted locally that never reached Salesforce
         last_sfid = {e.row_uuid: e.sfid for e in entries if e.sfid}
         guards = self.guards.get(obj.name, [])
         with self.engine.connect() as conn:
@@ -609,6 +612,7 @@ class SyncEngine:
                         deletes.append((row_uuid, sfid))
                     else:
                         consumed.append(row_uuid)     # created and deleted locally before it ever left
+                        vanished.append(row_uuid)
                     continue
                 base = self._decode_base(obj, row.get("_base")) if row["sfid"] is not None else None
                 if row["sfid"] is None and not om.create:
@@ -653,6 +657,7 @@ class SyncEngine:
                 self._park(conn, obj.name, row_uuid, None, "create", result, now, table=table)
                 counts.parked += 1
             self._consume(conn, obj.name, consumed + [u for u, _ in refused], snapshot)
+            self._clear_parked(conn, obj.name, vanished)
         if creates:
             if om.external_id:
                 results = self.client.save("upsert", obj.name, [p for _, p in creates], external_id=om.external_id)
@@ -666,17 +671,19 @@ class SyncEngine:
         if deletes:
             results = self.client.delete([sfid for _, sfid in deletes])
             with self.engine.begin() as conn:
-                done = []
+                done, gone = [], []
                 for (row_uuid, sfid), result in zip(deletes, results):
                     codes = {e.get("statusCode") for e in result.get("errors", [])}
                     if result.get("success") or codes & {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY"}:
                         done.append(row_uuid)
+                        gone.append(row_uuid)
                         counts.deleted_remote += 1
                     else:
                         self._park(conn, obj.name, row_uuid, sfid, "delete", result, now, table=None)
                         counts.parked += 1
                         done.append(row_uuid)
                 self._consume(conn, obj.name, done, snapshot)
+                self._clear_parked(conn, obj.name, gone)
 
     def _retry_matched_upserts(self, obj: ObjectSchema, om: ObjectMapping, creates: list[tuple[str, dict[str, Any]]],
                                results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -796,9 +803,7 @@ class SyncEngine:
                             if isinstance(payload.get(f.relationship_name or ""), dict):
                                 values[f.column] = None   # filled with the parent's Id by the next pull
                     conn.execute(update(table).where(table.c._uuid == row_uuid).values(**values))
-                    conn.execute(delete(self.state.dead_letters).where(and_(
-                        self.state.dead_letters.c.object_name == obj.name,
-                        self.state.dead_letters.c.record_uuid == row_uuid)))
+                    self._clear_parked(conn, obj.name, [row_uuid])
                     done.append(row_uuid)
                     if operation == "create":
                         counts.created_remote += 1
@@ -837,6 +842,13 @@ class SyncEngine:
             conn.execute(update(table).where(table.c._uuid == row_uuid).values(
                 _sync_error=message, _sync_version=table.c._sync_version + 1))
         log.warning("%s %s %s parked: %s", name, operation, sfid or row_uuid, message)
+
+    def _clear_parked(self, conn: Connection, name: str, row_uuids: list[str]) -> None:
+        """Parked entries of records that went through, or no longer exist on either side."""
+        dl = self.state.dead_letters
+        for start in range(0, len(row_uuids), 500):
+            conn.execute(delete(dl).where(and_(dl.c.object_name == name,
+                                               dl.c.record_uuid.in_(row_uuids[start:start + 500]))))
 
     def _consume(self, conn: Connection, name: str, row_uuids: list[str], snapshot: int) -> None:
         row_uuids = [u for u in row_uuids if u not in self._held]

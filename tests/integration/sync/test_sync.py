@@ -5,11 +5,12 @@ before their parent reach Salesforce linked, rejected records are parked."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import MetaData, func, insert, select, update
+from sqlalchemy import MetaData, delete, func, insert, select, update
 
 from connector.salesforce.client import SalesforceClient
 from connector.schema_mirror.mirror import SchemaMirror
@@ -281,3 +282,37 @@ def test_creates_the_mapping_forbids_are_parked_with_a_clear_reason(emulator, da
     row = h.rows("Account", h.tables["Account"].c.name == "Portal-only account")[0]
     assert "create: false" in row["_sync_error"]
     assert h.org.records("SELECT Id FROM Account WHERE Name = 'Portal-only account'") == []
+
+
+def test_a_parked_record_deleted_in_the_portal_leaves_no_parked_entry(h):
+    """Tried: a parked update and a parked create, each then deleted in the portal. The admin's
+    parked list must not keep records that no longer exist anywhere."""
+    h.sync()
+    t = h.tables["Opportunity"]
+    bad = h.rows("Opportunity")[0]
+    h.execute(update(t).where(t.c._uuid == bad["_uuid"]).values(stagename="Maybe Later"))
+    account = h.rows("Account")[0]
+    h.execute(t.insert().values(name="Never accepted", stagename="Not A Stage", closedate=dt.date(2026, 1, 1),
+                                accountid=account["sfid"]))
+    new_uuid = h.rows("Opportunity", t.c.name == "Never accepted")[0]["_uuid"]
+    assert h.sync().objects["Opportunity"].parked == 2
+    h.execute(delete(t).where(t.c._uuid.in_([bad["_uuid"], new_uuid])))
+    report = h.sync()
+    assert report.status == "succeeded", report.error
+    assert h.org.get("Opportunity", bad["sfid"])["IsDeleted"] is True, "the portal's delete reached Salesforce"
+    with h.database.engine.connect() as conn:
+        assert conn.execute(select(h.engine.state.dead_letters)).all() == []
+
+
+def test_a_parked_record_salesforce_deletes_leaves_no_parked_entry(h):
+    """Tried: an update Salesforce refused, then the record deleted in Salesforce."""
+    h.sync()
+    t = h.tables["Opportunity"]
+    bad = h.rows("Opportunity")[0]
+    h.execute(update(t).where(t.c._uuid == bad["_uuid"]).values(stagename="Maybe Later"))
+    assert h.sync().objects["Opportunity"].parked == 1
+    h.tick()
+    h.org.delete("Opportunity", bad["sfid"])
+    h.sync()
+    with h.database.engine.connect() as conn:
+        assert conn.execute(select(h.engine.state.dead_letters)).all() == []
