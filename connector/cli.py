@@ -215,7 +215,12 @@ def mirror(
         return
     connector.mirror.apply(plan)
     console.print(f"Applied {len(plan.pending)} change(s).")
+    mirrored = {o.name for o in plan.objects}
+    synced = [n for n, om in connector.mapping.objects.items() if om.direction == "read_write" and n in mirrored]
     if load:
+        # Read-only objects are copied here. Read-write objects are loaded by the sync: it records the
+        # values both sides agree on (the merge's base) and its writes are never mistaken for portal
+        # edits; a plain copy over them would overwrite pending portal edits and echo back as changes.
         with Progress(console=console, transient=True) as progress:
             tasks: dict[str, int] = {}
 
@@ -225,7 +230,7 @@ def mirror(
                 progress.update(tasks[name], completed=count, description=f"loading {name}: {count:,} rows")
 
             try:
-                counts = connector.mirror.load(plan, progress=report)
+                counts = connector.mirror.load(plan, [n for n in mirrored if n not in synced], progress=report)
             except ConnectorError as exc:
                 _fail(exc)
         for name, count in counts.items():
@@ -233,7 +238,7 @@ def mirror(
     views = connector.mirror.create_views(plan)
     if views:
         console.print(f"Corporate-currency views: {', '.join(views)}")
-    if any(om.direction == "read_write" for om in connector.mapping.objects.values()):
+    if synced:
         # From now on, not only from the first sync: a portal write made before it must not be missed.
         try:
             connector.sync.prepare()
@@ -241,6 +246,32 @@ def mirror(
             _fail(exc)
         console.print("Change capture is on for the read-write tables: portal writes reach Salesforce at the "
                       "next `cosell sync`.")
+    if load and synced:
+        # New columns of synced tables are filled by reading those objects again in full.
+        refill = sorted({c.object_name for c in plan.pending if c.kind in ("add_column", "restore_column")
+                         and c.object_name in synced})
+        for objects, full in ((synced, False), (refill, True)):
+            if not objects:
+                continue
+            with Progress(console=console, transient=True) as progress:
+                tasks = {}
+
+                def pulled(name: str, what: str, count: int) -> None:
+                    if name not in tasks:
+                        tasks[name] = progress.add_task(name, total=None)
+                    progress.update(tasks[name], completed=count, description=f"{name}: {what} {count:,}")
+
+                connector.sync.progress = pulled
+                try:
+                    result = connector.sync.run(objects, full=full)
+                except ConnectorError as exc:
+                    _fail(exc)
+            if result.error:
+                _fail(RuntimeError(f"sync run {result.run_id} {result.status}: {result.error}"))
+            console.print(f"Read-write objects {'read again in full (new columns)' if full else 'loaded'} by sync "
+                          f"run {result.run_id}:")
+            for name, c in result.objects.items():
+                console.print(f"  {name}: {c.pulled:,} rows")
     usage = connector.client.usage
     console.print(f"API calls: {connector.client.calls} (org usage {usage.used}/{usage.total})")
 

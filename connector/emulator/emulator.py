@@ -23,6 +23,7 @@ from connector.emulator.soql import compile_query
 from connector.emulator.store import Clock, Store
 
 DEFAULT_PASSWORD = "emulator-password"
+SEEDED_BEFORE_START = dt.timedelta(minutes=1)
 
 
 class Emulator:
@@ -39,12 +40,17 @@ class Emulator:
         self.org: OrgDef = org if isinstance(org, OrgDef) else load_org(org)
         self.clock = Clock()
         self.store = Store(self.org, self.clock)
+        # The org's data predates whoever connects to it: seeded and generated records are stamped a
+        # minute before the org's clock starts, as in a real org (where a first read covers them all;
+        # a read never includes the current second).
+        self.clock.advance(-SEEDED_BEFORE_START)
         self.store.load_seed()
         if records:
             from connector.emulator.datagen import generate
             self.generated = generate(self.store, size=records, seed=seed)
         else:
             self.generated = {}
+        self.clock.advance(SEEDED_BEFORE_START)
         self.calls = CallCounter()
         self.faults = FaultInjector()
         self.latency = latency

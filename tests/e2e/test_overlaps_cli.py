@@ -31,6 +31,7 @@ def test_import_review_register_and_sync_from_the_command_line(tmp_path):
         customer = org.create("Account", {"Name": "Cli Customer", "Website": "cli-customer.example"})
         twin = org.create("Account", {"Name": "Cli Twin", "BillingCountry": "Norway"})
         env = {**_env(org, tmp_path), "COLUMNS": "220"}      # rich wraps tables at the terminal width
+        org.advance_clock(seconds=1)   # a read covers whole seconds: records of the current one come next run
         assert "Change capture is on" in _ok(["mirror"], env)
         # A portal write by plain SQL between `cosell mirror` and the first `cosell sync` is not missed.
         with create_engine(env["COSELL_DATABASE_URL"]).begin() as conn:
