@@ -248,7 +248,9 @@ def _merge_fields(ctx: _Context, local: dict[str, Any], remote: dict[str, Any],
     conflicts: list[Conflict] = []
     for field in ctx.fields:
         b, l, r = ctx.base_value(field), local[field], remote[field]
-        local_changed = ctx.local_dirty and not _same_as_base(l, b)
+        # A field the base predates (mapped since): its empty new column says nothing, Salesforce fills it.
+        added_since = ctx.base is not None and b is _UNKNOWN and l is None
+        local_changed = ctx.local_dirty and not _same_as_base(l, b) and not added_since
         remote_changed = not _same_as_base(r, b)
         if not local_changed or (remote_changed and values_equal(l, r)):
             merged[field] = r

@@ -316,3 +316,28 @@ def test_a_parked_record_salesforce_deletes_leaves_no_parked_entry(h):
     h.sync()
     with h.database.engine.connect() as conn:
         assert conn.execute(select(h.engine.state.dead_letters)).all() == []
+
+
+def test_a_field_added_in_the_org_is_filled_by_a_full_read_without_touching_portal_edits(h):
+    """Tried: a new Opportunity field with values in the org, mirrored while a row has an unsynced portal
+    edit; then a full read. The new column gets the org's values, the portal edit still goes out, and
+    the empty new column is not taken for a portal edit (no conflict, nothing blanked in Salesforce)."""
+    h.sync()
+    t = h.tables["Opportunity"]
+    edited, other = h.rows("Opportunity")[:2]
+    h.org.add_field("Opportunity", "Partner_Program_Code__c", "string", length=40)
+    h.tick()
+    for row, code in ((edited, "PP-1"), (other, "PP-2")):
+        h.org.update("Opportunity", row["sfid"], {"Partner_Program_Code__c": code})
+    h.execute(update(t).where(t.c._uuid == edited["_uuid"]).values(nextstep="edited before the new field"))
+    h.mirror.apply(h.mirror.plan())
+    h.tick()
+    report = h.engine.run(["Opportunity"], full=True)
+    assert report.status == "succeeded", report.error
+    table = h.engine._tables(h.engine.prepare())["Opportunity"]
+    with h.database.engine.connect() as conn:
+        codes = dict(conn.execute(select(table.c.sfid, table.c.partner_program_code__c)).all())
+    assert (codes[edited["sfid"]], codes[other["sfid"]]) == ("PP-1", "PP-2")
+    in_org = h.org.get("Opportunity", edited["sfid"])
+    assert (in_org["NextStep"], in_org["Partner_Program_Code__c"]) == ("edited before the new field", "PP-1")
+    assert [c for c in h.conflicts() if c["field_name"] == "Partner_Program_Code__c"] == []

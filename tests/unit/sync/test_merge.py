@@ -478,6 +478,11 @@ def changed(value: Any, base: dict[str, Any] | None, field: str) -> bool:
     return base is None or field not in base or not values_equal(value, base[field])
 
 
+def local_changed(value: Any, base: dict[str, Any] | None, field: str) -> bool:
+    """As `changed`, except that an empty local column of a field the base predates is no edit."""
+    return changed(value, base, field) and not (base is not None and field not in base and value is None)
+
+
 def assert_converges(case: dict[str, Any]) -> None:
     """(1) After the writes both sides hold `merged` on writable fields and agree on one-way ones, and one
     more cycle has nothing left to do."""
@@ -501,15 +506,15 @@ def assert_no_silent_loss(case: dict[str, Any]) -> None:
     logged = {c.field: c for c in result.conflicts}
     for field in P_FIELDS:
         local, remote = case["local"][field], case["remote"][field]
-        local_changed, remote_changed = changed(local, case["base"], field), changed(remote, case["base"], field)
+        was_local, remote_changed = local_changed(local, case["base"], field), changed(remote, case["base"], field)
         if field in logged:  # the log tells what both sides end with
             assert values_equal(logged[field].value, result.merged[field]), field
-        if local_changed and remote_changed and not values_equal(local, remote):
+        if was_local and remote_changed and not values_equal(local, remote):
             entry = logged[field]
             assert (entry.local, entry.remote) == (local, remote)
             assert (entry.local_changed_at, entry.remote_changed_at) == \
                 (case["local_changed_at"], case["remote_changed_at"])
-        for mine, did_change in ((local, local_changed), (remote, remote_changed)):
+        for mine, did_change in ((local, was_local), (remote, remote_changed)):
             if did_change and not values_equal(result.merged[field], mine):
                 assert field in logged and mine in (logged[field].local, logged[field].remote), field
 
@@ -521,10 +526,10 @@ def assert_one_sided_changes_taken(case: dict[str, Any]) -> None:
     logged = {c.field for c in result.conflicts}
     for field in P_FIELDS:
         local, remote = case["local"][field], case["remote"][field]
-        local_changed, remote_changed = changed(local, case["base"], field), changed(remote, case["base"], field)
-        if remote_changed and not local_changed:
+        was_local, remote_changed = local_changed(local, case["base"], field), changed(remote, case["base"], field)
+        if remote_changed and not was_local:
             assert field not in logged and values_equal(result.merged[field], remote), field
-        if local_changed and not remote_changed and field in case["remote_writable"]:
+        if was_local and not remote_changed and field in case["remote_writable"]:
             assert field not in logged and values_equal(result.merged[field], local), field
 
 
@@ -596,3 +601,18 @@ def test_properties_of_creates_and_deletes(restore_base_policy, case, states):
         else:
             assert result.conflicts == ()
             assert result.action == ("delete_local" if present_side == "local" else "delete_remote")
+
+
+def test_a_field_mapped_after_the_base_is_filled_from_salesforce_even_on_an_edited_row():
+    """Tried: a row edited in the portal (Name) when a newly mapped field (ExpectedRevenue) is read for
+    the first time: its column is still empty locally, the base has no value for it. The empty column
+    is no portal edit: Salesforce's value fills it, nothing is sent back, no conflict."""
+    base = {k: v for k, v in BASE.items() if k != "ExpectedRevenue"}
+    result = merge_record(
+        object_name="Opportunity", record_key=KEY, fields=FIELDS, base=base,
+        local={**base, "Name": "Acme renewal (portal)", "ExpectedRevenue": None},
+        remote={**BASE, "ExpectedRevenue": Decimal("250.00")}, local_state="present", remote_state="present",
+        policy_for=lambda field: "latest_wins", record_policy="latest_wins",
+        local_changed_at=T_REMOTE + timedelta(hours=1), remote_changed_at=T_REMOTE, remote_writable=FIELDS)
+    assert result.to_local == {"ExpectedRevenue": Decimal("250.00")}
+    assert result.to_remote == {"Name": "Acme renewal (portal)"} and result.conflicts == ()
