@@ -358,6 +358,12 @@ class SyncEngine:
         by_uuid = {row._uuid: dict(row._mapping) for row in conn.execute(
             select(table).where(table.c._uuid.in_(ext_values)))} if ext_values else {}
         dirty = self._dirty_uuids(conn, obj.name) if obj.synced else {}
+        dl = self.state.dead_letters
+        # Rows holding an edit Salesforce refused: their change entry is consumed, but the edit is not
+        # agreed, so a Salesforce delete of such a record goes through the edit-vs-delete policy and log.
+        gone_here = [local_rows[r["Id"]]["_uuid"] for r in records if r.get("IsDeleted") and r["Id"] in local_rows]
+        parked = {r[0] for r in conn.execute(select(dl.c.record_uuid).where(and_(
+            dl.c.object_name == obj.name, dl.c.record_uuid.in_(gone_here))))} if obj.synced and gone_here else set()
         ch = self.state.changes
         deleted_here = {r.sfid: r for r in conn.execute(
             select(ch.c.row_uuid, ch.c.sfid, ch.c.changed_at, ch.c.base).where(and_(
@@ -384,7 +390,7 @@ class SyncEngine:
                 continue
             base = self._decode_base(obj, local.get("_base"))
             local_values = {f.name: local.get(f.column) for f in obj.fields}
-            is_dirty = obj.synced and local["_uuid"] in dirty
+            is_dirty = obj.synced and (local["_uuid"] in dirty or (deleted and local["_uuid"] in parked))
             result = merge_record(
                 object_name=obj.name, record_key=record["Id"], fields=merge_fields, base=base,
                 local=local_values, remote=remote, local_state="present",
@@ -564,8 +570,9 @@ class SyncEngine:
         # Row UUIDs are unique across objects: a parked entry of a record gone from both sides goes too.
         conn.execute(delete(self.state.dead_letters).where(self.state.dead_letters.c.record_uuid == row_uuid))
 
-    def _mark_dirty(self, conn: Connection, name: str, row_uuid: str) -> None:
-        conn.execute(self.state.changes.insert().values(object_name=name, row_uuid=row_uuid, op="U",
+    def _mark_dirty(self, conn: Connection, name: str, row_uuid: str, sfid: str | None = None) -> None:
+        """Queue a row to be sent; `sfid` lets a row deleted locally still send its delete."""
+        conn.execute(self.state.changes.insert().values(object_name=name, row_uuid=row_uuid, sfid=sfid, op="U",
                                                         changed_at=dt.datetime.now(UTC)))
 
     def _log_conflicts(self, conn: Connection, obj: ObjectSchema, row_uuid: str, sfid: str | None,
@@ -866,7 +873,7 @@ class SyncEngine:
                 query = query.where(dl.c.object_name == object_name)
             rows = conn.execute(query).all()
             for r in rows:
-                self._mark_dirty(conn, r.object_name, r.record_uuid)
+                self._mark_dirty(conn, r.object_name, r.record_uuid, r.sfid)
         return len(rows)
 
     # -- base -------------------------------------------------------------------------------

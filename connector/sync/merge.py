@@ -212,7 +212,10 @@ class _Context:
         return _UNKNOWN if self.base is None else self.base.get(field, _UNKNOWN)
 
     def changed(self, values: Mapping[str, Any]) -> bool:
-        return any(not _same_as_base(values[f], self.base_value(f)) for f in self.fields)
+        """Edited since the base. A field the base predates (mapped since) tells nothing either way: its
+        value was never agreed on, so it cannot show an edit that should outweigh a delete."""
+        return any(not _same_as_base(values[f], self.base_value(f)) for f in self.fields
+                   if self.base is None or f in self.base)
 
     def base_dict(self) -> dict[str, Any] | None:
         return None if self.base is None else {f: self.base[f] for f in self.fields if f in self.base}

@@ -304,8 +304,9 @@ def test_a_parked_record_deleted_in_the_portal_leaves_no_parked_entry(h):
         assert conn.execute(select(h.engine.state.dead_letters)).all() == []
 
 
-def test_a_parked_record_salesforce_deletes_leaves_no_parked_entry(h):
-    """Tried: an update Salesforce refused, then the record deleted in Salesforce."""
+def test_a_parked_record_salesforce_deletes_leaves_no_parked_entry_but_a_logged_conflict(h):
+    """Tried: an update Salesforce refused, then the record deleted in Salesforce. The parked entry goes
+    (the record is gone), the refused edit stays in the conflict log."""
     h.sync()
     t = h.tables["Opportunity"]
     bad = h.rows("Opportunity")[0]
@@ -314,6 +315,34 @@ def test_a_parked_record_salesforce_deletes_leaves_no_parked_entry(h):
     h.tick()
     h.org.delete("Opportunity", bad["sfid"])
     h.sync()
+    with h.database.engine.connect() as conn:
+        assert conn.execute(select(h.engine.state.dead_letters)).all() == []
+    (logged,) = [c for c in h.conflicts() if c["record_uuid"] == bad["_uuid"]]
+    assert logged["field_name"] is None and "Maybe Later" in logged["local_value"]
+    assert h.rows("Opportunity", t.c._uuid == bad["_uuid"]) == []
+
+
+def test_retrying_a_parked_delete_sends_the_delete_again(h):
+    """Tried: a portal delete Salesforce refused (the record was locked), then `retry_parked` once the
+    lock is gone. The delete must go out again, not be dropped with its parked entry."""
+    h.sync()
+    t = h.tables["Opportunity"]
+    victim = h.rows("Opportunity")[0]
+    h.execute(delete(t).where(t.c._uuid == victim["_uuid"]))
+    # The state a refused delete leaves (as the push records it: parked, its change consumed); the
+    # emulator has no per-record delete refusal to produce it over the wire.
+    now = dt.datetime.now(dt.timezone.utc)
+    st = h.engine.state
+    h.execute(st.dead_letters.insert().values(
+        object_name="Opportunity", record_uuid=victim["_uuid"], sfid=victim["sfid"], operation="delete",
+        error_code="ENTITY_IS_LOCKED", message="the record is locked for approval", fields="[]", attempts=1,
+        first_failed_at=now, last_failed_at=now))
+    h.execute(delete(st.changes).where(st.changes.c.row_uuid == victim["_uuid"]))
+    assert h.org.get("Opportunity", victim["sfid"])["IsDeleted"] is False
+    assert h.engine.retry_parked("Opportunity") == 1
+    report = h.sync()
+    assert report.objects["Opportunity"].deleted_remote == 1
+    assert h.org.get("Opportunity", victim["sfid"])["IsDeleted"] is True
     with h.database.engine.connect() as conn:
         assert conn.execute(select(h.engine.state.dead_letters)).all() == []
 
