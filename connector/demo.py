@@ -64,7 +64,7 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
                           f"Open Opportunities,{partner['Name'][:3].upper()}-0042,{customer['BillingCountry']}\n"
                           f"{partner['Name']},Hooli Analytics,hooli-analytics.example,Prospects,"
                           f"{partner['Name'][:3].upper()}-0043,United States\n")
-        book = OverlapBook.for_sync(connector.sync)
+        book = OverlapBook.for_sync(connector.sync, writes=True)
         imported = book.import_file(export, at=now - dt.timedelta(days=9))
         for row in imported.rows:
             console.print(f"  line {row.line}: {row.account_name} -> [cyan]{row.status}[/cyan] "

@@ -46,10 +46,11 @@ class Portal:
         self.roles = roles or RoleSet.builtin()
 
     @classmethod
-    def for_sync(cls, sync: Any) -> Portal:
+    def for_sync(cls, sync: Any, *, install_capture: bool = True) -> Portal:
         """The portal API on the tables a sync engine keeps, with the org's own role picklist values.
-        Makes sure change capture is installed first, so every write the API makes reaches Salesforce."""
-        schemas = sync.prepare()
+        Makes sure change capture is installed first, so every write the API makes reaches Salesforce
+        (`install_capture=False` for read-only use: reinstalling triggers locks the tables briefly)."""
+        schemas = sync.prepare() if install_capture else sync.mirror.schemas()
         role_field = schemas["Co_Sell_Participant__c"].field("Role__c") if "Co_Sell_Participant__c" in schemas \
             else None
         roles = RoleSet.from_picklist([p.value for p in role_field.picklist]) if role_field else None

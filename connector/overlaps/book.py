@@ -60,7 +60,7 @@ def overlap_tables(metadata: MetaData, prefix: str = "") -> tuple[Table, Table]:
     overlaps = Table(
         name, metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("partner_key", String(255), nullable=False),       # the partner's normalised name
+        Column("partner_key", String(255), nullable=False),       # the partner's Account row UUID
         Column("partner_record_id", String(255), nullable=False),
         Column("partner_name", String(255), nullable=False),      # as the export spells it
         Column("partner_uuid", String(36), nullable=False),       # the partner's Account row
@@ -165,8 +165,10 @@ class OverlapBook:
         self._ready = False
 
     @classmethod
-    def for_sync(cls, sync: Any) -> OverlapBook:
-        return cls(Portal.for_sync(sync), schema=sync.schema, prefix=sync.prefix)
+    def for_sync(cls, sync: Any, *, writes: bool = False) -> OverlapBook:
+        """The book on a sync engine's tables. `writes`: the caller will register deals, so change capture
+        is made sure of first; reading, importing and reporting leave the triggers alone."""
+        return cls(Portal.for_sync(sync, install_capture=writes), schema=sync.schema, prefix=sync.prefix)
 
     def ensure_tables(self) -> None:
         if not self._ready:
@@ -241,13 +243,17 @@ class OverlapBook:
             accounts = self._accounts(conn)
             partners = self._partners(rows, accounts, source)
             index = AccountIndex(a.ref for a in accounts.values())
+            # An overlap is the partner's account plus its record id: renaming the partner, or naming it by
+            # Id in the next export, finds the same overlaps.
+            keys = {row.line: (partners[row.key[0]].ref.uuid, row.partner_record_id) for row in rows}
+            self._refuse_same_key(rows, keys, source)
             existing = {(r["partner_key"], r["partner_record_id"]): dict(r) for r in conn.execute(
-                select(o).where(o.c.partner_key.in_(list(partners)))).mappings()}
+                select(o).where(o.c.partner_key.in_(sorted({p.ref.uuid for p in partners.values()})))).mappings()}
             import_id = None
             pending: list[tuple[OverlapRow, dict[str, Any], dict[str, Any] | None]] = []
             for row in rows:
                 partner = partners[row.key[0]]
-                prev = existing.get(row.key)
+                prev = existing.get(keys[row.line])
                 match = index.match(row.account_name, row.domain, row.country, exclude=frozenset({partner.ref.uuid}))
                 values = self._values(row, partner, match, accounts, prev)
                 pending.append((row, values, prev))
@@ -256,7 +262,7 @@ class OverlapBook:
                     if import_id is None:
                         import_id = self._begin_import(conn, source, at)
                     new_id = conn.execute(insert(o).values(
-                        **values, partner_key=row.key[0], partner_record_id=row.partner_record_id,
+                        **values, partner_key=keys[row.line][0], partner_record_id=row.partner_record_id,
                         first_imported_at=at, last_changed_at=at, import_id=import_id, stale=None)
                         .returning(o.c.id)).scalar_one()
                     result.rows.append(self._outcome(row, new_id, values, "new"))
@@ -273,7 +279,7 @@ class OverlapBook:
                 result.rows.append(self._outcome(row, prev["id"], values, "updated"))
                 if stale:
                     result.stale.append(Stale(prev["id"], row.partner, row.account_name, stale))
-            seen = {row.key for row in rows}
+            seen = set(keys.values())
             for key, prev in existing.items():
                 if key in seen or prev["status"] == "removed":
                     continue
@@ -292,6 +298,20 @@ class OverlapBook:
             if dry_run:
                 transaction.rollback()
         return result
+
+    @staticmethod
+    def _refuse_same_key(rows: list[OverlapRow], keys: dict[int, tuple[str, str]], source: str) -> None:
+        """One partner spelled two ways in one file, with one record id twice."""
+        first: dict[tuple[str, str], int] = {}
+        problems = []
+        for row in rows:
+            key = keys[row.line]
+            if key in first:
+                problems.append(f"line {row.line}: duplicate of line {first[key]} (the same partner account, "
+                                f"record id {row.partner_record_id!r})")
+            first.setdefault(key, row.line)
+        if problems:
+            raise OverlapFileError(source, problems)
 
     def _begin_import(self, conn: Connection, source: str, at: dt.datetime) -> int:
         return conn.execute(insert(self.imports).values(source=source, imported_at=at, rows=0, new=0, updated=0,
@@ -421,8 +441,14 @@ class OverlapBook:
                     amount=amount, currency=currency, role=role, attribution=attribution, program=program, conn=conn)
             except PortalError as exc:
                 raise OverlapError(f"overlap {overlap_id}: {exc}") from None
-            conn.execute(update(self.overlaps).where(self.overlaps.c.id == overlap_id).values(
+            # Only if no one linked it meanwhile: two registrations of one overlap at once leave one.
+            linked = conn.execute(update(self.overlaps).where(
+                self.overlaps.c.id == overlap_id,
+                self.overlaps.c.registration_uuid.is_(None) if overlap["registration_uuid"] is None
+                else self.overlaps.c.registration_uuid == overlap["registration_uuid"]).values(
                 registration_uuid=deal.registration, opportunity_uuid=deal.opportunity, registered_at=at))
+            if linked.rowcount != 1:
+                raise OverlapError(f"overlap {overlap_id} was registered meanwhile; nothing written")
             return {**self.get(overlap_id, conn), "participant_uuid": deal.participant,
                     "channel_conflicts": [str(c) for c in deal.channel_conflicts]}
 

@@ -20,7 +20,7 @@ overlaps_app = typer.Typer(help="Account overlaps from account-mapping tools: im
 STATUSES = ("matched", "review", "unmatched", "removed")
 
 
-def _book():
+def _book(*, writes: bool = False):
     from connector.cli import _connector, _fail
     from connector.errors import ConnectorError
     from connector.overlaps.book import OverlapBook
@@ -28,7 +28,7 @@ def _book():
 
     connector = _connector()
     try:
-        return OverlapBook.for_sync(connector.sync)
+        return OverlapBook.for_sync(connector.sync, writes=writes)
     except (ConnectorError, PortalError) as exc:
         _fail(exc)
 
@@ -158,7 +158,7 @@ def register(
     except (ValueError, InvalidOperation):
         _fail(ValueError(f"--close-date must be YYYY-MM-DD and --amount a number (got {close_date!r}, {amount!r})"))
     try:
-        row = _book().register(overlap_id, name=name, close_date=close, amount=value, currency=currency, role=role,
+        row = _book(writes=True).register(overlap_id, name=name, close_date=close, amount=value, currency=currency, role=role,
                                attribution=attribution, program=program)
     except ConnectorError as exc:
         _fail(exc)

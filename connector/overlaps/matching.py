@@ -9,8 +9,9 @@ never guessed:
 - one account on the row's domain -> matched (`domain`), unless both give a country and the
   countries differ (a subsidiary the org does not have): review;
 - several accounts share the domain (subsidiaries) -> matched only if exactly one of them
-  also has the row's name (`domain+name`), or the name and country (`domain+name+country`),
-  or, no name matching, the country (`domain+country`); else review;
+  also has the row's name and no other country (`domain+name`), or the name and country
+  (`domain+name+country`), or, the name settling nothing, the country (`domain+country`);
+  else review;
 - no domain match: exactly one account with the row's normalised name and country ->
   matched (`name+country`) unless that account has a different domain of its own (review);
   a name match without a country on either side, several name matches, or only a similar
@@ -132,13 +133,20 @@ class Match:
     reason: str = ""
 
 
+def _elsewhere(account: AccountRef, where: str | None) -> bool:
+    """Both the row and the account name a country, and not the same one."""
+    theirs = normalise_country(account.country)
+    return bool(where and theirs and where != theirs)
+
+
 class AccountIndex:
-    """The org's accounts by normalised domain and name, built once per import."""
+    """The org's accounts by normalised domain and name, built once per import. Candidates come out in
+    a stable order (by Salesforce Id), so the same file against the same accounts gives the same result."""
 
     def __init__(self, accounts: Iterable[AccountRef]) -> None:
         self.by_domain: dict[str, list[AccountRef]] = defaultdict(list)
         self.by_name: dict[str, list[AccountRef]] = defaultdict(list)
-        for account in accounts:
+        for account in sorted(accounts, key=lambda a: (a.sfid or "", a.uuid)):
             if account.domain:
                 self.by_domain[account.domain].append(account)
             key = normalise_name(account.name)
@@ -153,19 +161,19 @@ class AccountIndex:
         on_domain = [a for a in self.by_domain.get(domain or "", []) if a.uuid not in exclude]
         if len(on_domain) == 1:
             account = on_domain[0]
-            theirs = normalise_country(account.country)
-            if where and theirs and where != theirs:
+            if _elsewhere(account, where):
                 return Match("review", None, None, (account,),
                              f"the domain matches but the account is in {account.country}, the row says {country}")
             return Match("matched", "domain", account)
         if on_domain:
             same_name = [a for a in on_domain if normalise_name(a.name) == key]
-            if len(same_name) == 1:
+            if len(same_name) == 1 and not _elsewhere(same_name[0], where):
                 return Match("matched", "domain+name", same_name[0])
-            pool = same_name or on_domain
+            pool = same_name if len(same_name) > 1 else on_domain
             same_country = [a for a in pool if where and normalise_country(a.country) == where]
             if len(same_country) == 1:
-                return Match("matched", "domain+name+country" if same_name else "domain+country", same_country[0])
+                return Match("matched", "domain+name+country" if pool is same_name else "domain+country",
+                             same_country[0])
             return Match("review", None, None, tuple(on_domain),
                          f"{len(on_domain)} accounts share the domain {domain} and neither the name nor the "
                          "country tells them apart")

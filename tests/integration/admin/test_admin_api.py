@@ -280,7 +280,7 @@ def test_the_pipeline_report_shows_how_fast_overlaps_become_registrations(admin,
                       "Pipeline Partner Co,Pipe One,pipeone.example,Customers,r1\n"
                       "Pipeline Partner Co,Pipe Two,pipetwo.example,Prospects,r2\n")
     t0 = dt.datetime(2026, 5, 1, tzinfo=dt.timezone.utc)
-    book = OverlapBook.for_sync(admin.sync)
+    book = OverlapBook.for_sync(admin.sync, writes=True)
     book.import_file(export, at=t0)
     first = min(r["id"] for r in book.list())
     book.register(first, close_date=dt.date(2026, 8, 1), at=t0 + dt.timedelta(hours=36))

@@ -83,6 +83,12 @@ def test_a_messy_export_matches_what_it_can_and_lists_the_rest_for_review(h, tmp
     assert again.changed == 0 and {r.change for r in again.rows} == {"unchanged"}
     assert _snapshot(book) == before, "re-importing the same file wrote something"
 
+    # The next export names the partner by its Salesforce Id: the same overlaps, none new, none removed.
+    by_id = book.import_file(_export(tmp_path, EXPORT.replace("Ovl Partner Systems,", f"{org.partner},"), "id.csv"),
+                             at=T0 + dt.timedelta(days=1))
+    assert (by_id.count(change="new"), by_id.removed, len(book.list())) == (0, 0, 7)
+    book.import_file(_export(tmp_path, EXPORT), at=T0 + dt.timedelta(days=1))
+
     # An admin settles the review row; the choice survives the next import of the same row.
     book.resolve(rows["p-4"]["id"], org.globex_us)
     book.import_file(_export(tmp_path, EXPORT), at=T0 + dt.timedelta(days=2))
@@ -136,7 +142,7 @@ def test_a_refused_file_and_an_unknown_partner_change_nothing(h, tmp_path):  # n
 
 def test_overlap_to_approved_registration_with_the_leading_indicator(h, tmp_path):  # noqa: F811
     org = Org(h)
-    book = OverlapBook.for_sync(h.engine)
+    book = OverlapBook.for_sync(h.engine, writes=True)
     book.import_file(_export(tmp_path, EXPORT), at=T0)
     rows = {r["partner_record_id"]: r for r in book.list()}
     with pytest.raises(OverlapError, match="is review, not matched"):

@@ -105,3 +105,15 @@ def test_the_only_account_on_a_domain_in_another_country_is_listed_for_review():
     m = INDEX.match("Initrode SARL", "initrode.io", "Spain")
     assert m.status == "review" and "the account is in France, the row says Spain" in m.reason
     assert INDEX.match("Initrode SARL", "initrode.io", "FR").status == "matched"
+
+
+def test_a_name_match_on_a_shared_domain_in_another_country_is_not_taken():
+    """Tried: Acme Inc (US) and Acme Labs (Germany) share acme-labs.example; the row says "Acme", Germany.
+    The name points at the US account, the country at the German one: the country wins over a name
+    that contradicts it, and a stable candidate order keeps re-imports identical."""
+    index = AccountIndex([AccountRef("u-2", "001Z", "Acme Labs", "acme-labs.example", "Germany"),
+                          AccountRef("u-1", "001Y", "Acme Inc", "acme-labs.example", "United States")])
+    m = index.match("Acme", "acme-labs.example", "Germany")
+    assert (m.status, m.method, m.account.sfid) == ("matched", "domain+country", "001Z")
+    review = index.match("Acme", "acme-labs.example", "France")
+    assert review.status == "review" and [c.sfid for c in review.candidates] == ["001Y", "001Z"]
