@@ -217,6 +217,14 @@ def mirror(
     console.print(f"Applied {len(plan.pending)} change(s).")
     mirrored = {o.name for o in plan.objects}
     synced = [n for n, om in connector.mapping.objects.items() if om.direction == "read_write" and n in mirrored]
+    if synced:
+        # Capture from the moment the tables exist: a portal write made before the first sync is not missed.
+        try:
+            connector.sync.prepare()
+        except ConnectorError as exc:
+            _fail(exc)
+        console.print("Change capture is on for the read-write tables: portal writes reach Salesforce at the "
+                      "next `cosell sync`.")
     if load:
         # Read-only objects are copied here. Read-write objects are loaded by the sync: it records the
         # values both sides agree on (the merge's base) and its writes are never mistaken for portal
@@ -238,42 +246,60 @@ def mirror(
     views = connector.mirror.create_views(plan)
     if views:
         console.print(f"Corporate-currency views: {', '.join(views)}")
-    if synced:
-        # From now on, not only from the first sync: a portal write made before it must not be missed.
-        try:
-            connector.sync.prepare()
-        except ConnectorError as exc:
-            _fail(exc)
-        console.print("Change capture is on for the read-write tables: portal writes reach Salesforce at the "
-                      "next `cosell sync`.")
     if load and synced:
-        # New columns of synced tables are filled by reading those objects again in full.
-        refill = sorted({c.object_name for c in plan.pending if c.kind in ("add_column", "restore_column")
-                         and c.object_name in synced})
-        for objects, full in ((synced, False), (refill, True)):
-            if not objects:
-                continue
-            with Progress(console=console, transient=True) as progress:
-                tasks = {}
-
-                def pulled(name: str, what: str, count: int) -> None:
-                    if name not in tasks:
-                        tasks[name] = progress.add_task(name, total=None)
-                    progress.update(tasks[name], completed=count, description=f"{name}: {what} {count:,}")
-
-                connector.sync.progress = pulled
-                try:
-                    result = connector.sync.run(objects, full=full)
-                except ConnectorError as exc:
-                    _fail(exc)
-            if result.error:
-                _fail(RuntimeError(f"sync run {result.run_id} {result.status}: {result.error}"))
-            console.print(f"Read-write objects {'read again in full (new columns)' if full else 'loaded'} by sync "
-                          f"run {result.run_id}:")
-            for name, c in result.objects.items():
-                console.print(f"  {name}: {c.pulled:,} rows")
+        _load_synced(console, connector, plan, synced)
     usage = connector.client.usage
     console.print(f"API calls: {connector.client.calls} (org usage {usage.used}/{usage.total})")
+
+
+def _load_synced(console, connector, plan, synced: list[str]) -> None:
+    """Read-write objects never loaded get their first sync run; those that gained columns are read
+    again in full, which fills the new columns. Runs take the same lock as `cosell serve`."""
+    from sqlalchemy import select
+
+    state = connector.sync.state.state
+    with connector.engine.connect() as conn:
+        loaded = {r[0] for r in conn.execute(select(state.c.object_name).where(state.c.watermark.is_not(None)))}
+    added = {c.object_name for c in plan.pending if c.kind in ("add_column", "restore_column")}
+    first = [n for n in synced if n not in loaded]
+    refill = [n for n in synced if n in loaded and n in added]
+    for objects, full, what in ((first, False, "loaded"), (refill, True, "read again in full (new columns)")):
+        if objects:
+            result = _run_sync(console, connector, objects, full=full, trigger="mirror")
+            console.print(f"Read-write objects {what} by sync run {result.run_id} ({result.status}):")
+            for name, c in result.objects.items():
+                sent = c.created_remote + c.updated_remote + c.deleted_remote
+                console.print(f"  {name}: {c.pulled:,} rows" + (f"; {sent} pending portal change(s) sent" if sent
+                                                                 else "")
+                              + (f"; [yellow]{c.parked} parked[/yellow]" if c.parked else ""))
+            if result.error:
+                fix = " --full" if full else ""
+                _fail(RuntimeError(f"{result.error}; the schema is applied: finish with `cosell sync "
+                                   f"{' '.join('--object ' + n for n in objects)}{fix}`"))
+
+
+def _run_sync(console, connector, objects: list[str] | None, *, full: bool, trigger: str):
+    """One sync run under the lock every runner takes (`cosell serve`, the admin API), with progress."""
+    from rich.progress import Progress
+
+    from connector.errors import ConnectorError
+    from connector.scheduler import LockBusy, SyncRunner
+
+    with Progress(console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(name: str, what: str, count: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=None)
+            progress.update(tasks[name], completed=count, description=f"{name}: {what} {count:,}")
+
+        connector.sync.progress = report
+        try:
+            return SyncRunner(connector).run(objects, full=full, trigger=trigger, wait=0)
+        except LockBusy as exc:
+            _fail(RuntimeError(f"{exc}; try again when it has finished"))
+        except ConnectorError as exc:
+            _fail(exc)
 
 
 @app.command()
@@ -287,30 +313,20 @@ def sync(
     """Run one sync cycle: pull Salesforce changes, merge, push local changes. Exit status 1 when
     records were parked (rejected by Salesforce; see the dead-letter table), 2 on a fatal error."""
     from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
 
     from connector.errors import ConnectorError
 
     console = Console()
     connector = _connector()
-    with Progress(console=console, transient=True) as progress:
-        tasks: dict[str, int] = {}
-
-        def report(name: str, what: str, count: int) -> None:
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=None)
-            progress.update(tasks[name], completed=count, description=f"{name}: {what} {count:,}")
-
-        connector.sync.progress = report
+    if retry_parked:
         try:
-            if retry_parked:
-                connector.sync.prepare()
-                queued = connector.sync.retry_parked()
-                console.print(f"{queued} parked record(s) queued to be sent again")
-            result = connector.sync.run(objects, full=full)
+            connector.sync.prepare()
+            queued = connector.sync.retry_parked()
         except ConnectorError as exc:
             _fail(exc)
+        console.print(f"{queued} parked record(s) queued to be sent again")
+    result = _run_sync(console, connector, objects, full=full, trigger="cli")
     table = Table(title=f"Sync run {result.run_id}: {result.status}")
     table.add_column("object", overflow="fold")
     for column in ("pulled", "to portal\n+new ~upd -del", "to Salesforce\n+new ~upd -del", "conflicts", "parked"):
