@@ -18,7 +18,7 @@ from sqlalchemy import (Boolean, Column, Connection, Date, Index, Integer, MetaD
 
 from connector.errors import ConfigurationError
 from connector.marketplace.feeds import AgreementOffer, Feed, FeedError, PayoutLine
-from connector.marketplace.reconcile import MARKETPLACES, Deal, Outcome, Rules, picklist_value, reconcile
+from connector.marketplace.reconcile import MARKETPLACES, PICKLIST, Deal, Outcome, Rules, picklist_value, reconcile
 from connector.schema_mirror.currency import CurrencyTable
 from connector.schema_mirror.mirror import SchemaMirror
 from connector.schema_mirror.naming import meta_table_name
@@ -290,8 +290,10 @@ class PayoutLedger:
         outcomes = reconcile(deals, self._stored_lines(conn), offers, rates.rate, places=places,
                              corporate=rates.corporate.iso_code if rates.corporate else None, rules=rules)
         result = ReconcileResult(outcomes)
+        t = self.tables.reconciliation
+        wrote = {r.subject for r in conn.execute(select(t.c.subject, t.c.status)) if r.status in PICKLIST}
         for outcome in outcomes:
-            changes = _deal_changes(outcome, current.get(outcome.subject, {}))
+            changes = _deal_changes(outcome, current.get(outcome.subject, {}), wrote=outcome.subject in wrote)
             if outcome.deal is not None and changes:
                 conn.execute(update(opportunity).where(opportunity.c._uuid == outcome.deal.uuid).values(**changes))
                 result.deals_updated.append((outcome.deal, changes))
@@ -323,12 +325,17 @@ def _differs(old: Any, new: Any) -> bool:
     return old != new
 
 
-def _deal_changes(outcome: Outcome, current: dict[str, Any]) -> dict[str, Any]:
+def _deal_changes(outcome: Outcome, current: dict[str, Any], *, wrote: bool = False) -> dict[str, Any]:
     """The opportunity columns this outcome changes: the status picklist, and for a deal with payouts
-    the net received in its currency. Nothing for statuses the picklist does not have."""
+    the net received in its currency. Nothing for statuses the picklist does not have, except that
+    what an earlier reconciliation wrote (`wrote`) is cleared rather than left standing: a deal that
+    was Matched and whose payout became ambiguous must not keep saying Matched."""
     status = picklist_value(outcome)
-    if status is None or outcome.deal is None:
+    if outcome.deal is None:
         return {}
+    if status is None:
+        cleared = {STATUS_COLUMN: None, NET_COLUMN: None} if wrote else {}
+        return {k: v for k, v in cleared.items() if _differs(current.get(k), v)}
     wanted: dict[str, Any] = {STATUS_COLUMN: status}
     if outcome.lines:
         wanted[NET_COLUMN] = outcome.net

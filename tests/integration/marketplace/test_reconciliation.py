@@ -231,3 +231,23 @@ def test_a_payout_in_a_currency_the_org_lacks_is_refused_with_its_line(h, deals,
                                         r"\(EUR, GBP, INR, JPY, USD\)"):
         PayoutLedger(h.mirror).import_feed(parse_feed(chf), rules=RULES)
     assert PayoutLedger(h.mirror).outcomes() == [] and _stored_lines(h) == 0
+
+
+def test_a_matched_deal_whose_payout_becomes_ambiguous_no_longer_says_matched(h, deals):  # noqa: F811
+    """Tried: a deal Matched by its agreement, then a clone of it (same agreement) created in the org, all
+    within the payout window. The payout is now ambiguous; the first deal must not keep "Matched" and
+    its net in Salesforce (nothing can claim the money), and nothing is guessed for the clone."""
+    early = Rules(today=dt.date(2025, 3, 1))
+    first = import_aws(h, rules=early)
+    assert outcome(first, deals["matched"]).status == "matched"
+    h.sync()
+    assert in_org(h, deals["matched"])["Reconciliation_Status__c"] == "Matched"
+    h.tick()
+    clone = aws_deal(h.org, "Recon matched (clone)", 100000, Marketplace_Agreement_Id__c="agmt-MATCHED")
+    h.sync()
+    again = PayoutLedger(h.mirror).reconcile(rules=early)
+    assert next(o for o in again.outcomes if o.deal and o.deal.sfid == deals["matched"]).status == "awaiting_payout"
+    assert any(o.status == "ambiguous" and clone in o.detail for o in again.outcomes)
+    h.sync()
+    assert in_org(h, deals["matched"]) == {"Reconciliation_Status__c": None, "Net_Received_Amount__c": None}
+    assert in_org(h, clone)["Reconciliation_Status__c"] is None
