@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import email.utils
 import io
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -305,10 +306,12 @@ class SalesforceClient:
             page = self.call(lambda sf: sf.query_more(next_url, identifier_is_url=True), what="query more")
 
     def bulk_query(self, object_name: str, soql: str, *, include_deleted: bool = False, page_size: int = 10_000,
-                   poll_wait: float = 0.5) -> Iterator[list[dict[str, str]]]:
-        """Rows of a Bulk 2.0 query job, one CSV result page (up to `page_size` rows) at a time, each
-        page fetched and retried on its own. Values are CSV text; an empty field is null. 10,000 rows
-        a page keeps memory flat (one page is held while the next is parsed) at 1 call per 10,000."""
+                   batch_rows: int = 2_000, poll_wait: float = 0.5) -> Iterator[list[dict[str, str]]]:
+        """Rows of a Bulk 2.0 query job in batches of up to `batch_rows`, parsed from one CSV result page
+        (up to `page_size` rows, fetched and retried on its own) at a time. Values are CSV text; an
+        empty field is null. Memory holds one page's text and one batch of rows, whatever the job's
+        size: 1 call per 10,000 rows, without 10,000 parsed rows at once (a page of long text fields
+        would otherwise set the peak)."""
         from simple_salesforce.bulk2 import JobState, Operation
 
         operation = Operation.query_all if include_deleted else Operation.query
@@ -329,7 +332,10 @@ class SalesforceClient:
         while True:
             result = self.call(lambda sf, loc=locator: client(sf).get_query_results(job["id"], loc, page_size),
                                what="bulk results")
-            yield list(csv.DictReader(io.StringIO(result["records"])))
+            reader = csv.DictReader(io.StringIO(result.pop("records")))
+            while batch := list(itertools.islice(reader, batch_rows)):
+                yield batch
+            del reader
             locator = result["locator"]
             if not locator:
                 return

@@ -303,7 +303,7 @@ class SyncEngine:
     def _remote_pages(self, obj: ObjectSchema, soql: str, include_deleted: bool,
                       prefetched: tuple[dict[str, Any], dt.datetime] | None, window: dict[str, Any]):
         """Pages of changed records: REST query pages, or Bulk 2.0 result pages when the first page
-        says the read is large (initial loads, reloads): 50,000 rows a call instead of 2,000."""
+        says the read is large (initial loads, reloads): 10,000 rows a call instead of 2,000."""
         first = True
         for total, records in self.client.query_pages(soql, include_deleted=include_deleted,
                                                       first=prefetched[0] if prefetched else None):
@@ -319,13 +319,12 @@ class SyncEngine:
         text_types = {"string", "textarea", "picklist", "multipicklist", "combobox", "email", "phone", "url",
                       "encryptedstring", "id", "reference"}
         texts = [f.name for f in obj.fields if f.sf_type in text_types]
-        for rows in self.client.bulk_query(obj.name, soql, include_deleted=include_deleted):
+        for rows in self.client.bulk_query(obj.name, soql, include_deleted=include_deleted, batch_rows=2000):
             for row in rows:
                 for name in texts:      # Bulk CSV cannot tell null from empty; Salesforce stores neither
                     if row.get(name) == "":
                         row[name] = None
-            for start in range(0, len(rows), 2000):
-                yield rows[start:start + 2000]
+            yield rows
 
     def _reconcile_absent(self, conn: Connection, obj: ObjectSchema, table: Table, seen: set[str],
                           counts: ObjectCounts) -> None:

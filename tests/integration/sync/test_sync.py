@@ -215,17 +215,19 @@ def test_pulling_n_changed_records_costs_ceil_n_over_2000_calls(h):
 
 
 def test_large_reads_go_through_bulk_2(h):
-    """Above the threshold, an initial load reads 50,000 rows a call through Bulk 2.0, and the rows
-    it writes are the same as the REST path's (nulls, booleans, decimals and datetimes from CSV)."""
+    """Above the threshold, an initial load reads 10,000 rows a call through Bulk 2.0 (here 12,000-odd
+    rows: two result pages, each parsed in batches), and the rows it writes are the same as the REST
+    path's (nulls, booleans, decimals and datetimes from CSV)."""
     with h.org.store.lock:
         h.org.store.bulk_load("Account", ({"Id": h.org.store.new_id("Account"), "Name": f"Bulk {i}",
                                            "AnnualRevenue": 1000 + i, "Is_Partner__c": i % 2 == 0}
-                                          for i in range(3000)))
+                                          for i in range(12000)))
     h.engine.bulk_threshold = 1000
     h.org.calls.reset()
     report = h.sync("Account")
-    assert report.objects["Account"].pulled == h.org.store.count("Account")
+    assert report.objects["Account"].pulled == h.org.store.count("Account") == len(h.rows("Account"))
     assert h.org.calls["bulk2_create"] == 1 and h.org.calls["query_more"] == 0
+    assert h.org.calls["bulk2_results"] == math.ceil(h.org.store.count("Account") / 10_000) == 2
     t = h.tables["Account"]
     row = h.rows("Account", t.c.name == "Bulk 7")[0]
     assert row["annualrevenue"] == Decimal("1007") and row["is_partner__c"] is False
