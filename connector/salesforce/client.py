@@ -10,9 +10,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import email.utils
-import io
 import itertools
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -332,7 +332,7 @@ class SalesforceClient:
         while True:
             result = self.call(lambda sf, loc=locator: client(sf).get_query_results(job["id"], loc, page_size),
                                what="bulk results")
-            reader = csv.DictReader(io.StringIO(result.pop("records")))
+            reader = csv.DictReader(_lines(result.pop("records")))
             while batch := list(itertools.islice(reader, batch_rows)):
                 yield batch
             del reader
@@ -417,3 +417,12 @@ def _require(settings: Settings, *names: str) -> None:
     if missing:
         flags = ", ".join(f"COSELL_{n.upper()}" for n in missing)
         raise ConfigurationError(f"the {settings.auth} auth flow needs {flags}")
+
+
+_LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of a CSV text with their line ends, one at a time (csv joins a quoted value's lines).
+    Unlike io.StringIO, no second copy of the page is made (StringIO keeps 4 bytes per character)."""
+    return (m.group(0) for m in _LINE.finditer(text))
