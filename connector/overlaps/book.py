@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import (Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, false,
                         insert, select, update)
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from connector.errors import ConnectorError
 from connector.overlaps.matching import AccountIndex, AccountRef, Match, normalise_name
@@ -43,13 +43,6 @@ DEFAULT_ATTRIBUTION = "Influenced"
 DEFAULT_ROLE = "Referral Partner"
 DEFAULT_PROGRAM = "Standard Deal Registration"
 DEFAULT_CLOSE_IN_DAYS = 90
-
-# What the book stores per overlap from the export; a difference in any of them is an update.
-SOURCE_COLUMNS = ("partner_name", "account_name", "domain", "raw_domain", "country", "population", "source_line")
-# What it stores from the match; likewise.
-MATCH_COLUMNS = ("status", "match_method", "match_reason", "account_uuid", "account_sfid", "account_label",
-                 "candidates", "account_owner", "account_type", "our_population")
-
 
 class OverlapError(ConnectorError):
     """An overlap request refused (unknown overlap, not matched, already registered); nothing written."""
@@ -177,12 +170,17 @@ class OverlapBook:
             self._ready = True
 
     # -- the org's accounts, as the mirror holds them -------------------------------------------
-    def _accounts(self, conn: Connection) -> dict[str, _AccountState]:
+    def _accounts(self, conn: Connection, keys: Iterable[str] | None = None) -> dict[str, _AccountState]:
+        """The mirrored accounts by row UUID; with `keys` (UUIDs or Salesforce Ids), only those."""
         account, opp = self.portal.tables["Account"], self.portal.tables["Opportunity"]
         c = account.c
+        wanted_keys = None if keys is None else [k for k in keys if k]
+        open_opps = select(opp.c.accountid, opp.c._accountid_uuid).where(
+            opp.c.isclosed.is_(None) | (opp.c.isclosed == false()))
+        if wanted_keys is not None:
+            open_opps = open_opps.where(opp.c.accountid.in_(wanted_keys) | opp.c._accountid_uuid.in_(wanted_keys))
         open_keys: set[str] = set()
-        for r in conn.execute(select(opp.c.accountid, opp.c._accountid_uuid).where(
-                opp.c.isclosed.is_(None) | (opp.c.isclosed == false()))):
+        for r in conn.execute(open_opps):
             open_keys.update(k for k in r if k)
 
         def col(name: str) -> Any:
@@ -191,8 +189,11 @@ class OverlapBook:
         wanted = [c._uuid, c.sfid, c.name, *(x for x in (col("website"), col("billingcountry"), col("ownerid"),
                                                          col("type"), col("is_partner__c"), col("partner_type__c"))
                                               if x is not None)]
+        query = select(*wanted)
+        if wanted_keys is not None:
+            query = query.where(c._uuid.in_(wanted_keys) | c.sfid.in_(wanted_keys))
         out = {}
-        for r in conn.execute(select(*wanted)).mappings():
+        for r in conn.execute(query).mappings():
             account_type = r.get("type")
             population = ("Customers" if _is_customer(account_type) else
                           "Open Opportunities" if {r["sfid"], r["_uuid"]} & open_keys else "Prospects")
@@ -250,14 +251,11 @@ class OverlapBook:
             existing = {(r["partner_key"], r["partner_record_id"]): dict(r) for r in conn.execute(
                 select(o).where(o.c.partner_key.in_(sorted({p.ref.uuid for p in partners.values()})))).mappings()}
             import_id = None
-            pending: list[tuple[OverlapRow, dict[str, Any], dict[str, Any] | None]] = []
             for row in rows:
                 partner = partners[row.key[0]]
                 prev = existing.get(keys[row.line])
                 match = index.match(row.account_name, row.domain, row.country, exclude=frozenset({partner.ref.uuid}))
                 values = self._values(row, partner, match, accounts, prev)
-                pending.append((row, values, prev))
-            for row, values, prev in pending:
                 if prev is None:
                     if import_id is None:
                         import_id = self._begin_import(conn, source, at)
@@ -393,8 +391,7 @@ class OverlapBook:
             prev = self.get(overlap_id, conn)
             if prev["registration_uuid"]:
                 raise OverlapError(f"overlap {overlap_id} is already registered; its account stays")
-            accounts = self._accounts(conn)
-            chosen = next((a for a in accounts.values() if account in (a.ref.uuid, a.ref.sfid)), None)
+            chosen = next(iter(self._accounts(conn, [account]).values()), None)
             if chosen is None:
                 raise OverlapError(f"no Account {account!r} in the mirror")
             if chosen.ref.uuid == prev["partner_uuid"]:
@@ -426,7 +423,7 @@ class OverlapBook:
                 hint = {"review": f"; choose its account first: `cosell overlaps resolve {overlap_id} --account ID`",
                         "unmatched": "; the account is not in the org", "removed": ""}.get(overlap["status"], "")
                 raise OverlapError(f"overlap {overlap_id} is {overlap['status']}, not matched{hint}")
-            accounts = self._accounts(conn)
+            accounts = self._accounts(conn, [overlap["account_uuid"], overlap["partner_uuid"]])
             customer, partner = accounts.get(overlap["account_uuid"]), accounts.get(overlap["partner_uuid"])
             if customer is None or partner is None:
                 raise OverlapError(f"overlap {overlap_id}: its account or partner is no longer in the org")
