@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -51,8 +52,13 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(2)
 
 
-def emit(text: str, output: Optional[Path], rows: int) -> None:
-    """A report's CSV or JSON: to the file asked for, else to stdout."""
+def emit(render: Callable[[], str], output: Optional[Path], rows: int) -> None:
+    """A report's CSV or JSON (`render` raises ValueError for an unknown format): to the file asked
+    for, else to stdout."""
+    try:
+        text = render()
+    except ValueError as exc:
+        _fail(exc)
     if output:
         output.write_text(text)
         typer.echo(f"wrote {rows} rows to {output}")
@@ -377,11 +383,7 @@ def report_attribution(
                           f"{r.split_pipeline:,.2f}", f"{r.closed_won:,.2f}", f"{r.split_closed_won:,.2f}")
         Console().print(table)
         return
-    try:
-        text = render(rows, fmt)
-    except ValueError as exc:
-        _fail(exc)
-    emit(text, output, len(rows))
+    emit(lambda: render(rows, fmt), output, len(rows))
 
 
 @schema_app.command("snapshot")

@@ -143,11 +143,7 @@ def report_reconciliation(
                           r["detail"] or "")
         Console().print(table)
         return
-    try:
-        text = render_outcomes(rows, fmt)
-    except ValueError as exc:
-        _fail(exc)
-    emit(text, output, len(rows))
+    emit(lambda: render_outcomes(rows, fmt), output, len(rows))
 
 
 __all__ = ["marketplace_app", "report_reconciliation"]

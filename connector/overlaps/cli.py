@@ -105,7 +105,9 @@ def list_(
     columns = ("id", "partner_name", "account_name", "domain", "population", "status", "match_method",
                "account_label", "match_reason", "candidates", "stale", "first_imported_at", "registration_uuid")
     if fmt != "table":
-        typer.echo(_render([{c: r[c] for c in columns} for r in rows], fmt))
+        from connector.cli import emit
+
+        emit(lambda: _render([{c: r[c] for c in columns} for r in rows], fmt), None, len(rows))
         return
     table = Table(title=f"{len(rows)} overlaps")
     for column in ("id", "partner", "account", "population", "status", "matched to / why", "registration"):
@@ -196,12 +198,11 @@ def report_pipeline(
              **{f"{s}_{k}": v for s in STAGES for k, v in vars(getattr(r, s)).items()}} for r in rows]
     from connector.cli import emit
 
-    emit(_render(flat, fmt), output, len(rows))
+    emit(lambda: _render(flat, fmt), output, len(rows))
 
 
 def _render(rows: list[dict], fmt: str) -> str:
-    from connector.cli import _fail
-
+    """CSV or JSON of flat rows; ValueError for another format."""
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     if fmt == "csv":
@@ -211,8 +212,7 @@ def _render(rows: list[dict], fmt: str) -> str:
             writer.writeheader()
             writer.writerows(rows)
         return out.getvalue()
-    _fail(ValueError(f"unknown format {fmt!r}; choose one of: table, csv, json"))
-    return ""
+    raise ValueError(f"unknown format {fmt!r}; choose one of: table, csv, json")
 
 
 __all__ = ["overlaps_app", "report_pipeline"]
