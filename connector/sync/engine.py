@@ -106,6 +106,15 @@ class SyncEngine:
         self.remote_guards: dict[str, list[RemoteGuard]] = {}
         self._held: set[str] = set()
         self._restores: list[tuple[str, str, dict[str, Any]]] = []
+        # Observation points of a cycle (`HOOK_POINTS`), called with the point's name and what it is
+        # about; the interleaving tests write to either side there. A hook must not raise.
+        # pulled: a page read from Salesforce, not applied yet; applying: its transaction is about to
+        # commit; answered: Salesforce answered a push; recording: the base is about to commit.
+        self.hook: Callable[[str, dict[str, Any]], None] | None = None
+
+    def _hook(self, point: str, **context: Any) -> None:
+        if self.hook is not None:
+            self.hook(point, context)
 
     # -- set-up -----------------------------------------------------------------------------
     def prepare(self) -> dict[str, ObjectSchema]:
@@ -166,6 +175,7 @@ class SyncEngine:
         report = RunReport(run_id, "running", started)
         self.client.forget_usage()
         order = [n for n in self.order(schemas) if wanted is None or n.lower() in wanted]
+        ends: dict[str, dt.datetime] = {}
         try:
             first_pages = self._poll(schemas, order, full)
             for name in order:
@@ -175,10 +185,13 @@ class SyncEngine:
                     if isinstance(prefetched, (QuotaExhausted, AuthenticationFailed)):
                         raise prefetched
                     continue
-                report.objects[name] = self._pull(schemas[name], tables, full, run_id, prefetched)
+                report.objects[name], ends[name] = self._pull(schemas[name], tables, full, run_id, prefetched)
             for name in order:
-                if schemas[name].synced:
-                    self._push(schemas[name], tables, report.objects[name], run_id)
+                counts = report.objects[name]
+                if schemas[name].synced and counts.error is None and name in ends:
+                    if ends[name] is not None and self._has_pending(name):
+                        self._catch_up(schemas[name], tables, ends[name], counts, run_id)
+                    self._push(schemas[name], tables, counts, run_id)
             failed = [f"{n}: {c.error}" for n, c in report.objects.items() if c.error]
             if failed:
                 report.status, report.error = "failed", "; ".join(failed)
@@ -236,13 +249,16 @@ class SyncEngine:
             conn.execute(st.insert().values(object_name=name, **values))
 
     def _pull(self, obj: ObjectSchema, tables: dict[str, Table], full: bool, run_id: int,
-              prefetched: tuple[dict[str, Any], dt.datetime] | None = None) -> ObjectCounts:
+              prefetched: tuple[dict[str, Any], dt.datetime] | None = None
+              ) -> tuple[ObjectCounts, dt.datetime | None]:
+        """Read and apply the object's changes in the closed window [watermark, org time of the read);
+        returns the counts and the window's end (None when the object has no SystemModstamp)."""
         counts = ObjectCounts()
         table = tables[obj.name]
         with self.engine.connect() as conn:
             watermark = None if full else self._watermark(conn, obj.name)
         if obj.field("SystemModstamp") is None:
-            return counts
+            return counts, None
         stamp = fields_by_name(obj)["SystemModstamp"]
         # The window is closed at the watermark and open at the org's time when the query ran (the
         # Date header of its first page): records stamped in that second or later come next run.
@@ -255,19 +271,8 @@ class SyncEngine:
         window: dict[str, Any] = {"end": prefetched[1] if prefetched else None}
         for records in self._remote_pages(obj, soql, include_deleted, prefetched, window):
             records = [r for r in records if stamp.to_python(r["SystemModstamp"]) < window["end"]]
-            self._restores: list[tuple[str, str, dict[str, Any]]] = []
-            with self.engine.begin() as conn:
-                self._apply_remote_page(conn, obj, tables, records, counts, run_id)
-                if records:
-                    self._set_watermark(conn, obj.name, stamp.to_python(records[-1]["SystemModstamp"]))
-                if self._restores:
-                    # Written back before the page commits: if the run dies first, the watermark has not
-                    # moved, the record is read again and refused again.
-                    by_name = fields_by_name(obj)
-                    self.client.save("update", obj.name, [
-                        {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
-                        for _, sfid, values in self._restores])
-                    counts.updated_remote += len(self._restores)
+            watermark_to = stamp.to_python(records[-1]["SystemModstamp"]) if records else None
+            self._apply_page(obj, tables, records, counts, run_id, watermark_to)
             if track_ids:
                 seen.update(r["Id"] for r in records)
             counts.pulled += len(records)
@@ -284,7 +289,51 @@ class SyncEngine:
             if reconcile or watermark is None:    # a full read is as good as a reconcile
                 self._set_state(conn, obj.name, last_full_reconcile=end)
             self._set_watermark(conn, obj.name, end)
-        return counts
+        return counts, end
+
+    def _apply_page(self, obj: ObjectSchema, tables: dict[str, Table], records: list[dict[str, Any]],
+                    counts: ObjectCounts, run_id: int, watermark_to: dt.datetime | None) -> None:
+        """Merge one page of Salesforce records and apply it in one transaction, with the watermark
+        (when given) and any write-back of refused Salesforce values."""
+        self._hook("pulled", object=obj.name, records=records)
+        self._restores: list[tuple[str, str, dict[str, Any]]] = []
+        with self.engine.begin() as conn:
+            self._apply_remote_page(conn, obj, tables, records, counts, run_id)
+            if watermark_to is not None:
+                self._set_watermark(conn, obj.name, watermark_to)
+            if self._restores:
+                # Written back before the page commits: if the run dies first, the watermark has not
+                # moved, the record is read again and refused again.
+                by_name = fields_by_name(obj)
+                self.client.save("update", obj.name, [
+                    {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
+                    for _, sfid, values in self._restores])
+                counts.updated_remote += len(self._restores)
+            self._hook("applying", object=obj.name, records=records)
+
+    def _has_pending(self, name: str) -> bool:
+        ch = self.state.changes
+        with self.engine.connect() as conn:
+            return conn.execute(select(ch.c.id).where(ch.c.object_name == name).limit(1)).first() is not None
+
+    def _catch_up(self, obj: ObjectSchema, tables: dict[str, Table], since: dt.datetime, counts: ObjectCounts,
+                  run_id: int) -> None:
+        """Read what Salesforce changed since the pull's window closed, the open second included, right
+        before the push, and merge it like any page (the watermark stays: the next run reads it again and
+        the base makes that a no-op). So a push never overwrites a Salesforce edit it could have seen: a
+        field changed on both sides goes through the policy and the conflict log.
+
+        Why a read and not a conditional write: sObject Collections has no If-Unmodified-Since, and a
+        read of the changed records costs one call per object with pending pushes, where reading the
+        records to push by Id would cost one per 200. What remains is the time between this read and
+        the push's arrival (milliseconds), which no REST write of Salesforce can close."""
+        if obj.field("SystemModstamp") is None:
+            return
+        soql = self._soql(obj, since)
+        include_deleted = obj.has_is_deleted
+        for _, records in self.client.query_pages(soql, include_deleted=include_deleted):
+            self._apply_page(obj, tables, records, counts, run_id, watermark_to=None)
+            counts.pulled += len(records)
 
     def _has_synced_rows(self, table: Table) -> bool:
         with self.engine.connect() as conn:
@@ -350,12 +399,17 @@ class SyncEngine:
         om = self.mapping.objects[obj.name]
         ext_field = by_name.get(om.external_id) if om.external_id else None
         ids = [r["Id"] for r in records]
+        if ids:
+            self._write_lock(conn)
+        # The rows are read locked (FOR UPDATE on PostgreSQL, the write lock taken above on SQLite): a
+        # portal write to one of them waits for this page to commit and lands on top of it as a change,
+        # instead of being overwritten by the values merged from what was read before it.
         local_rows = {row.sfid: dict(row._mapping) for row in conn.execute(
-            select(table).where(table.c.sfid.in_(ids)))} if ids else {}
+            select(table).where(table.c.sfid.in_(ids)).with_for_update())} if ids else {}
         ext_values = [r.get(ext_field.name) for r in records if ext_field and r.get(ext_field.name)
                       and r["Id"] not in local_rows]
         by_uuid = {row._uuid: dict(row._mapping) for row in conn.execute(
-            select(table).where(table.c._uuid.in_(ext_values)))} if ext_values else {}
+            select(table).where(table.c._uuid.in_(ext_values)).with_for_update())} if ext_values else {}
         dirty = self._dirty_uuids(conn, obj.name) if obj.synced else {}
         dl = self.state.dead_letters
         # Rows holding an edit Salesforce refused: their change entry is consumed, but the edit is not
@@ -444,6 +498,14 @@ class SyncEngine:
             groups.setdefault(tuple(sorted(row)), []).append(row)
         for rows in groups.values():
             conn.execute(table.insert(), rows)
+
+    def _write_lock(self, conn: Connection) -> None:
+        """On SQLite, take the database's write lock now, at the start of the transaction: the driver
+        begins a transaction only at the first write, so rows read before it could be changed by the
+        portal before this transaction writes them. (An UPDATE that matches nothing still takes it.)"""
+        if conn.dialect.name == "sqlite":
+            st = self.state.state
+            conn.execute(update(st).where(st.c.object_name.is_(None)).values(watermark=st.c.watermark))
 
     def _refused_remote(self, obj: ObjectSchema, base: dict[str, Any] | None,
                         remote: dict[str, Any]) -> dict[str, str]:
@@ -647,12 +709,13 @@ class SyncEngine:
                     # Waiting fields are not sent; the row stays pending until a guard lets them go.
                     held.add(row_uuid)
                     payload = {k: v for k, v in payload.items() if k not in hold}
+                sent = self._sent_values(obj, row, payload, creating=row["sfid"] is None)
                 if row["sfid"] is None:
                     if om.external_id:
                         payload[om.external_id] = row["_uuid"]
-                    creates.append((row_uuid, payload))
+                    creates.append((row_uuid, payload, sent))
                 elif payload:
-                    updates.append((row_uuid, {"Id": row["sfid"], **payload}))
+                    updates.append((row_uuid, {"Id": row["sfid"], **payload}, sent))
                 elif row_uuid not in held:
                     consumed.append(row_uuid)
         counts.waiting += len(held)
@@ -666,13 +729,15 @@ class SyncEngine:
             self._clear_parked(conn, obj.name, vanished)
         if creates:
             if om.external_id:
-                results = self.client.save("upsert", obj.name, [p for _, p in creates], external_id=om.external_id)
+                results = self.client.save("upsert", obj.name, [p for _, p, _ in creates], external_id=om.external_id)
                 results = self._retry_matched_upserts(obj, om, creates, results)
             else:
-                results = self.client.save("create", obj.name, [p for _, p in creates])
+                results = self.client.save("create", obj.name, [p for _, p, _ in creates])
+            self._hook("answered", object=obj.name, operation="create", sent=creates, results=results)
             self._record_results(obj, table, by_name, creates, results, "create", counts, snapshot, now)
         if updates:
-            results = self.client.save("update", obj.name, [p for _, p in updates])
+            results = self.client.save("update", obj.name, [p for _, p, _ in updates])
+            self._hook("answered", object=obj.name, operation="update", sent=updates, results=results)
             self._record_results(obj, table, by_name, updates, results, "update", counts, snapshot, now)
         if deletes:
             results = self.client.delete([sfid for _, sfid in deletes])
@@ -691,7 +756,8 @@ class SyncEngine:
                 self._consume(conn, obj.name, done, snapshot)
                 self._clear_parked(conn, obj.name, gone)
 
-    def _retry_matched_upserts(self, obj: ObjectSchema, om: ObjectMapping, creates: list[tuple[str, dict[str, Any]]],
+    def _retry_matched_upserts(self, obj: ObjectSchema, om: ObjectMapping,
+                               creates: list[tuple[str, dict[str, Any], dict[str, Any]]],
                                results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A create sent again after its answer was lost matches the record it made, and Salesforce then
         refuses the create-only fields (a master-detail parent) as an update: send those records once
@@ -699,7 +765,7 @@ class SyncEngine:
         by_name = fields_by_name(obj)
         by_relationship = {f.relationship_name: f for f in obj.fields if f.relationship_name}
         retry = []
-        for index, ((row_uuid, payload), result) in enumerate(zip(creates, results)):
+        for index, ((row_uuid, payload, _), result) in enumerate(zip(creates, results)):
             codes = {e.get("statusCode") for e in result.get("errors") or []}
             if not result.get("success") and codes == {"INVALID_FIELD_FOR_INSERT_UPDATE"}:
                 reduced = {k: v for k, v in payload.items()
@@ -781,33 +847,46 @@ class SyncEngine:
                 return f.relationship_name, {parent_mapping.external_id: parent_uuid}
         return None
 
+    def _sent_values(self, obj: ObjectSchema, row: dict[str, Any], payload: dict[str, Any], *,
+                     creating: bool) -> dict[str, Any]:
+        """The local values a payload carries, by field: what the base becomes once Salesforce confirms.
+        A parent named by its external ID is not known by Id yet (None: the next pull fills it); for a
+        create, every field not sent is None in the base, so a value the create could not carry (held,
+        not createable) still counts as a change afterwards."""
+        sent: dict[str, Any] = {}
+        for f in obj.fields:
+            if f.name in SYSTEM_FIELDS:
+                continue
+            if f.name in payload:
+                sent[f.name] = row.get(f.column)
+            elif creating or (f.relationship_name and f.relationship_name in payload):
+                sent[f.name] = None
+        return sent
+
     def _record_results(self, obj: ObjectSchema, table: Table, by_name: dict[str, FieldSchema],
-                        sent: list[tuple[str, dict[str, Any]]], results: list[dict[str, Any]], operation: str,
-                        counts: ObjectCounts, snapshot: int, now: dt.datetime) -> None:
+                        sent: list[tuple[str, dict[str, Any], dict[str, Any]]], results: list[dict[str, Any]],
+                        operation: str, counts: ObjectCounts, snapshot: int, now: dt.datetime) -> None:
+        """Advance each confirmed record's base to exactly the values that were sent, never to the row as
+        it is now: a portal write made while the push was in flight stays a change (its change-log entry
+        is newer than the snapshot and is kept), and goes out next run."""
         with self.engine.begin() as conn:
+            self._hook("recording", object=obj.name, operation=operation, sent=sent, results=results)
             done = []
-            for (row_uuid, payload), result in zip(sent, results):
+            for (row_uuid, payload, values_sent), result in zip(sent, results):
                 if result.get("success"):
-                    row = conn.execute(select(table).where(table.c._uuid == row_uuid)).first()
+                    row = conn.execute(select(table.c._base).where(table.c._uuid == row_uuid)).first()
                     if row is None:
                         continue
-                    row = dict(row._mapping)
-                    base = self._decode_base(obj, row.get("_base")) or {}
-                    for f in obj.fields:
-                        if f.name in payload or (operation == "create" and f.name not in SYSTEM_FIELDS):
-                            base[f.name] = row.get(f.column)
-                    values = dict(_base=self._encode_base(base), _sync_error=None, _synced_at=now,
-                                  _sync_version=table.c._sync_version + 1)
+                    base = {} if operation == "create" else (self._decode_base(obj, row._base) or {})
+                    base.update(values_sent)
+                    values = dict(_sync_error=None, _synced_at=now, _sync_version=table.c._sync_version + 1)
                     if operation == "create":
                         values["sfid"] = result["id"]
                         om = self.mapping.objects[obj.name]
                         if om.external_id and by_name.get(om.external_id):
                             values[by_name[om.external_id].column] = row_uuid
                             base[om.external_id] = row_uuid
-                            values["_base"] = self._encode_base(base)
-                        for f in obj.references:
-                            if isinstance(payload.get(f.relationship_name or ""), dict):
-                                values[f.column] = None   # filled with the parent's Id by the next pull
+                    values["_base"] = self._encode_base(base)
                     conn.execute(update(table).where(table.c._uuid == row_uuid).values(**values))
                     self._clear_parked(conn, obj.name, [row_uuid])
                     done.append(row_uuid)
