@@ -135,6 +135,9 @@ class OrgApi:
         self.store = store
         self.org: OrgDef = store.org
         self._login_url = login_url
+        # Per-record errors the next collection items answer with, not applying them (see
+        # Emulator.fail_next_records): a busy org refuses single records inside a 200-record call.
+        self.record_faults: list[tuple[str, str]] = []
         self._cursors: dict[str, _Cursor] = {}
         self._cursor_ids = itertools.count(1)
         self._jobs: dict[str, BulkJob] = {}
@@ -525,6 +528,9 @@ class OrgApi:
         type_name = object_name or (item.get("attributes") or {}).get("type")
         if not type_name or self.org.get_object(type_name) is None:
             return failed(SaveError("INVALID_TYPE", f"sObject type '{type_name}' is not supported"))
+        if self.record_faults:
+            code, message = self.record_faults.pop(0)
+            return failed(SaveError(code, message), values.get("Id"))
         try:
             with self.store.atomic():
                 if op == "create":

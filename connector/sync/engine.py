@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table, and_, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, StatementError
 
 from connector.errors import AuthenticationFailed, ConfigurationError, ConnectorError, QuotaExhausted
 from connector.mapping import Mapping, ObjectMapping
@@ -32,6 +34,7 @@ from connector.sync import capture
 from connector.sync.merge import Conflict, merge_record, values_equal
 from connector.sync.policies import get_policy
 from connector.sync.state import SyncTables, sync_tables
+from connector.sync.window import ReadWindow, changed_since_soql
 
 log = logging.getLogger("connector.sync")
 
@@ -45,6 +48,12 @@ DELETE_LOG_REACH = dt.timedelta(days=15)
 # Objects with no IsDeleted and no getDeleted (Territory2, UserTerritory2Association) lose deletes
 # silently; their Id sets are compared this often.
 RECONCILE_WITHOUT_DELETE_LOG = dt.timedelta(hours=1)
+# Per-record errors of a collections answer that pass by themselves: the record is sent again on a
+# later run (30 s, 1, 2, 4 ... minutes later, at most 30 minutes apart), and parked after this many tries.
+TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
+RETRY_FIRST_WAIT = dt.timedelta(seconds=30)
+RETRY_MAX_WAIT = dt.timedelta(minutes=30)
+RETRY_ATTEMPTS = 8
 
 
 @dataclass
@@ -59,6 +68,7 @@ class ObjectCounts:
     conflicts: int = 0
     parked: int = 0
     waiting: int = 0
+    retrying: int = 0
     error: str | None = None
 
 
@@ -75,6 +85,10 @@ class RunReport:
     @property
     def parked(self) -> int:
         return sum(c.parked for c in self.objects.values())
+
+    @property
+    def retrying(self) -> int:
+        return sum(c.retrying for c in self.objects.values())
 
 
 def encode(value: Any) -> Any:
@@ -111,6 +125,7 @@ class SyncEngine:
         # pulled: a page read from Salesforce, not applied yet; applying: its transaction is about to
         # commit; answered: Salesforce answered a push; recording: the base is about to commit.
         self.hook: Callable[[str, dict[str, Any]], None] | None = None
+        self._pull_parked: dict[str, str] = {}
 
     def _hook(self, point: str, **context: Any) -> None:
         if self.hook is not None:
@@ -135,7 +150,10 @@ class SyncEngine:
             capture.install(conn, list(schemas.values()), self.state.changes.name, schema=self.schema)
         return schemas
 
-    def _tables(self, schemas: dict[str, ObjectSchema]) -> dict[str, Table]:
+    def tables(self, schemas: dict[str, ObjectSchema] | None = None) -> dict[str, Table]:
+        """The mirrored tables of `schemas` (default: every mirrored object), as SQLAlchemy tables."""
+        if schemas is None:
+            schemas = self.mirror.schemas()
         md = MetaData(schema=self.schema)
         return {name: object_table(obj, md, self.engine.dialect) for name, obj in schemas.items()}
 
@@ -166,7 +184,7 @@ class SyncEngine:
         unknown = sorted(o for o in (objects or []) if o.lower() not in {n.lower() for n in schemas})
         if unknown:
             raise ConnectorError(f"not mirrored: {', '.join(unknown)}; mirrored objects: {', '.join(schemas)}")
-        tables = self._tables(schemas)
+        tables = self.tables(schemas)
         started = dt.datetime.now(UTC)
         calls_before = self.client.calls
         with self.engine.begin() as conn:
@@ -176,6 +194,7 @@ class SyncEngine:
         self.client.forget_usage()
         order = [n for n in self.order(schemas) if wanted is None or n.lower() in wanted]
         ends: dict[str, dt.datetime] = {}
+        self._pull_parked = self._objects_with_pull_parked()
         try:
             first_pages = self._poll(schemas, order, full)
             for name in order:
@@ -186,17 +205,19 @@ class SyncEngine:
                         raise prefetched
                     continue
                 report.objects[name], ends[name] = self._pull(schemas[name], tables, full, run_id, prefetched)
+                if self._pull_parked.get(name) == "retry":
+                    self._reread_parked(schemas[name], tables, report.objects[name], run_id)
             for name in order:
                 counts = report.objects[name]
                 if schemas[name].synced and counts.error is None and name in ends:
-                    if ends[name] is not None and self._has_pending(name):
+                    if ends[name] is not None and self._has_pending_deletes(name):
                         self._catch_up(schemas[name], tables, ends[name], counts, run_id)
                     self._push(schemas[name], tables, counts, run_id)
             failed = [f"{n}: {c.error}" for n, c in report.objects.items() if c.error]
             if failed:
                 report.status, report.error = "failed", "; ".join(failed)
             else:
-                report.status = "parked" if report.parked else "succeeded"
+                report.status = ("parked" if report.parked else "retrying" if report.retrying else "succeeded")
         except QuotaExhausted as exc:
             report.status, report.error = "stopped", str(exc)
         except AuthenticationFailed as exc:
@@ -214,8 +235,7 @@ class SyncEngine:
 
     # -- pull -------------------------------------------------------------------------------
     def _soql(self, obj: ObjectSchema, watermark: dt.datetime | None) -> str:
-        where = f" WHERE SystemModstamp >= {_soql_datetime(watermark)}" if watermark is not None else ""
-        return f"SELECT {', '.join(f.name for f in obj.fields)} FROM {obj.name}{where} ORDER BY SystemModstamp, Id"
+        return changed_since_soql(obj.name, [f.name for f in obj.fields], watermark)
 
     def _poll(self, schemas: dict[str, ObjectSchema], order: list[str], full: bool) -> dict[str, Any]:
         """First pages of the incremental queries, five objects per composite call; the org's time of
@@ -268,17 +288,17 @@ class SyncEngine:
         # (a first load): then there is nothing to reconcile and no reason to hold every Id.
         track_ids = watermark is None and self._has_synced_rows(table)
         seen: set[str] = set()
-        window: dict[str, Any] = {"end": prefetched[1] if prefetched else None}
+        window = ReadWindow(watermark, prefetched[1] if prefetched else None)
         for records in self._remote_pages(obj, soql, include_deleted, prefetched, window):
-            records = [r for r in records if stamp.to_python(r["SystemModstamp"]) < window["end"]]
-            watermark_to = stamp.to_python(records[-1]["SystemModstamp"]) if records else None
+            records = window.inside(records, stamp.to_python)
+            watermark_to = window.watermark_after(records, stamp.to_python)
             self._apply_page(obj, tables, records, counts, run_id, watermark_to)
             if track_ids:
                 seen.update(r["Id"] for r in records)
             counts.pulled += len(records)
             if self.progress:
                 self.progress(obj.name, "pulled", counts.pulled)
-        end = window["end"]
+        end = window.end
         reconcile = track_ids or (watermark is not None and self._reconcile_due(obj, watermark, end))
         if reconcile and watermark is not None:
             # The delete log no longer reaches back (or the object has none): compare Id sets.
@@ -294,13 +314,38 @@ class SyncEngine:
     def _apply_page(self, obj: ObjectSchema, tables: dict[str, Table], records: list[dict[str, Any]],
                     counts: ObjectCounts, run_id: int, watermark_to: dt.datetime | None) -> None:
         """Merge one page of Salesforce records and apply it in one transaction, with the watermark
-        (when given) and any write-back of refused Salesforce values."""
+        (when given) and any write-back of refused Salesforce values. When the database refuses a value
+        (a NUL character, a text longer than its column, a number too large), the page is applied again
+        record by record: the record it refuses is parked with the value's problem, the rest go in."""
         self._hook("pulled", object=obj.name, records=records)
+        try:
+            self._apply_records(obj, tables, records, counts, run_id, watermark_to)
+        except StatementError as exc:
+            if isinstance(exc, OperationalError) or len(records) == 0:
+                raise
+            log.warning("%s: the database refused a value of this page (%s); applying it record by record",
+                        obj.name, _first_line(exc))
+            for record in records:
+                try:
+                    self._apply_records(obj, tables, [record], counts, run_id, None)
+                except StatementError as one:
+                    if isinstance(one, OperationalError):
+                        raise
+                    self._park_pulled(obj, tables[obj.name], record, one)
+                    counts.parked += 1
+            if watermark_to is not None:
+                with self.engine.begin() as conn:
+                    self._set_watermark(conn, obj.name, watermark_to)
+
+    def _apply_records(self, obj: ObjectSchema, tables: dict[str, Table], records: list[dict[str, Any]],
+                       counts: ObjectCounts, run_id: int, watermark_to: dt.datetime | None) -> None:
+        page_counts = ObjectCounts()
         self._restores: list[tuple[str, str, dict[str, Any]]] = []
         with self.engine.begin() as conn:
-            self._apply_remote_page(conn, obj, tables, records, counts, run_id)
+            self._apply_remote_page(conn, obj, tables, records, page_counts, run_id)
             if watermark_to is not None:
                 self._set_watermark(conn, obj.name, watermark_to)
+            self._clear_pulled(conn, obj.name, [r["Id"] for r in records])
             if self._restores:
                 # Written back before the page commits: if the run dies first, the watermark has not
                 # moved, the record is read again and refused again.
@@ -308,25 +353,72 @@ class SyncEngine:
                 self.client.save("update", obj.name, [
                     {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
                     for _, sfid, values in self._restores])
-                counts.updated_remote += len(self._restores)
+                page_counts.updated_remote += len(self._restores)
             self._hook("applying", object=obj.name, records=records)
+        for name, value in asdict(page_counts).items():
+            if isinstance(value, int):
+                setattr(counts, name, getattr(counts, name) + value)
 
-    def _has_pending(self, name: str) -> bool:
+    def _park_pulled(self, obj: ObjectSchema, table: Table, record: dict[str, Any], exc: Exception) -> None:
+        """A Salesforce record the local database cannot hold: parked (operation "pull") with what is
+        wrong with which value; read again after `cosell mirror` changes the object or on retry."""
+        problem = _value_problem(obj, table, record) or _first_line(exc)
+        with self.engine.begin() as conn:
+            local = conn.execute(select(table.c._uuid).where(table.c.sfid == record["Id"])).scalar()
+            field = problem.split(":", 1)[0] if ":" in problem else None
+            self._park(conn, obj.name, local or record["Id"], record["Id"], "pull", {"errors": [{
+                "statusCode": "VALUE_NOT_STORABLE", "fields": [field] if field in fields_by_name(obj) else [],
+                "message": f"{problem}; the record was not applied locally"}]}, dt.datetime.now(UTC), table=None)
+
+    def _clear_pulled(self, conn: Connection, name: str, sfids: list[str]) -> None:
+        """Records once parked on the way in that have now been applied."""
+        dl = self.state.dead_letters
+        if sfids and self._pull_parked.get(name):
+            for start in range(0, len(sfids), 500):
+                conn.execute(delete(dl).where(and_(dl.c.object_name == name, dl.c.operation.in_(("pull", "pull-retry")),
+                                                   dl.c.sfid.in_(sfids[start:start + 500]))))
+
+    def _reread_parked(self, obj: ObjectSchema, tables: dict[str, Table], counts: ObjectCounts, run_id: int) -> None:
+        """Read again, by Id, the records parked on the way in that an admin or `cosell mirror` queued."""
+        dl = self.state.dead_letters
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(select(dl.c.sfid).where(and_(
+                dl.c.object_name == obj.name, dl.c.operation == "pull-retry")))]
+        for start in range(0, len(ids), 200):
+            chunk = ", ".join(f"'{i}'" for i in ids[start:start + 200] if _SFID.fullmatch(i or ""))
+            soql = f"SELECT {', '.join(f.name for f in obj.fields)} FROM {obj.name} WHERE Id IN ({chunk})"
+            for _, records in self.client.query_pages(soql):
+                self._apply_page(obj, tables, records, counts, run_id, watermark_to=None)
+        with self.engine.begin() as conn:   # what is still refused was parked again as "pull"
+            conn.execute(update(dl).where(and_(dl.c.object_name == obj.name, dl.c.operation == "pull-retry"))
+                         .values(operation="pull"))
+
+    def _objects_with_pull_parked(self) -> dict[str, str]:
+        """Objects with records parked on the way in: "retry" when some are queued to be read again."""
+        dl = self.state.dead_letters
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(dl.c.object_name, dl.c.operation).where(
+                dl.c.operation.in_(("pull", "pull-retry"))).distinct()).all()
+        out: dict[str, str] = {}
+        for name, operation in rows:
+            out[name] = "retry" if operation == "pull-retry" or out.get(name) == "retry" else "parked"
+        return out
+
+    def _has_pending_deletes(self, name: str) -> bool:
         ch = self.state.changes
         with self.engine.connect() as conn:
-            return conn.execute(select(ch.c.id).where(ch.c.object_name == name).limit(1)).first() is not None
+            return conn.execute(select(ch.c.id).where(and_(ch.c.object_name == name, ch.c.op == "D")).limit(1)
+                                ).first() is not None
 
     def _catch_up(self, obj: ObjectSchema, tables: dict[str, Table], since: dt.datetime, counts: ObjectCounts,
                   run_id: int) -> None:
-        """Read what Salesforce changed since the pull's window closed, the open second included, right
-        before the push, and merge it like any page (the watermark stays: the next run reads it again and
-        the base makes that a no-op). So a push never overwrites a Salesforce edit it could have seen: a
-        field changed on both sides goes through the policy and the conflict log.
-
-        Why a read and not a conditional write: sObject Collections has no If-Unmodified-Since, and a
-        read of the changed records costs one call per object with pending pushes, where reading the
-        records to push by Id would cost one per 200. What remains is the time between this read and
-        the push's arrival (milliseconds), which no REST write of Salesforce can close."""
+        """Before local deletes go out: read what Salesforce changed since the pull's window closed, the
+        open second included, and merge it like any page (the watermark stays: the next run reads it again
+        and the base makes that a no-op), so a delete never erases a Salesforce edit it could have seen
+        (the edit-vs-delete policy decides). Updates need no such read: each is read in its own composite
+        call (`_judge_overwrites`). A delete cannot be undone through the REST API, so it is read first;
+        one call per object with pending deletes. What remains is the time between this read and the
+        delete's arrival (milliseconds)."""
         if obj.field("SystemModstamp") is None:
             return
         soql = self._soql(obj, since)
@@ -350,14 +442,13 @@ class SyncEngine:
         return last is None or end - last > RECONCILE_WITHOUT_DELETE_LOG
 
     def _remote_pages(self, obj: ObjectSchema, soql: str, include_deleted: bool,
-                      prefetched: tuple[dict[str, Any], dt.datetime] | None, window: dict[str, Any]):
+                      prefetched: tuple[dict[str, Any], dt.datetime] | None, window: ReadWindow):
         """Pages of changed records: REST query pages, or Bulk 2.0 result pages when the first page
         says the read is large (initial loads, reloads): 10,000 rows a call instead of 2,000."""
         first = True
         for total, records in self.client.query_pages(soql, include_deleted=include_deleted,
                                                       first=prefetched[0] if prefetched else None):
-            if window["end"] is None:
-                window["end"] = self.client.org_now() - self.read_lag
+            window.close(self.client.org_now, self.read_lag)
             if first and total > self.bulk_threshold:
                 yield from self._bulk_pages(obj, soql, include_deleted)
                 return
@@ -414,9 +505,10 @@ class SyncEngine:
         dl = self.state.dead_letters
         # Rows holding an edit Salesforce refused: their change entry is consumed, but the edit is not
         # agreed, so a Salesforce delete of such a record goes through the edit-vs-delete policy and log.
-        gone_here = [local_rows[r["Id"]]["_uuid"] for r in records if r.get("IsDeleted") and r["Id"] in local_rows]
+        here = [row["_uuid"] for row in local_rows.values()]
         parked = {r[0] for r in conn.execute(select(dl.c.record_uuid).where(and_(
-            dl.c.object_name == obj.name, dl.c.record_uuid.in_(gone_here))))} if obj.synced and gone_here else set()
+            dl.c.object_name == obj.name, dl.c.operation != "pull", dl.c.record_uuid.in_(here))))} \
+            if obj.synced and here else set()
         ch = self.state.changes
         deleted_here = {r.sfid: r for r in conn.execute(
             select(ch.c.row_uuid, ch.c.sfid, ch.c.changed_at, ch.c.base).where(and_(
@@ -443,7 +535,8 @@ class SyncEngine:
                 continue
             base = self._decode_base(obj, local.get("_base"))
             local_values = {f.name: local.get(f.column) for f in obj.fields}
-            is_dirty = obj.synced and (local["_uuid"] in dirty or (deleted and local["_uuid"] in parked))
+            # A parked row still holds the edit Salesforce refused: never overwritten without the log.
+            is_dirty = obj.synced and (local["_uuid"] in dirty or local["_uuid"] in parked)
             result = merge_record(
                 object_name=obj.name, record_key=record["Id"], fields=merge_fields, base=base,
                 local=local_values, remote=remote, local_state="present",
@@ -475,7 +568,7 @@ class SyncEngine:
                 # The local edit wins over a Salesforce delete: the row is created again from its values.
                 conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(
                     sfid=None, _base=None, _sync_version=table.c._sync_version + 1))
-                self._mark_dirty(conn, obj.name, local["_uuid"])
+                self.queue_for_push(conn, obj.name, local["_uuid"])
                 continue
             new_local = dict(result.to_local)
             # System fields always follow Salesforce; they are never merged.
@@ -631,8 +724,9 @@ class SyncEngine:
         # Row UUIDs are unique across objects: a parked entry of a record gone from both sides goes too.
         conn.execute(delete(self.state.dead_letters).where(self.state.dead_letters.c.record_uuid == row_uuid))
 
-    def _mark_dirty(self, conn: Connection, name: str, row_uuid: str, sfid: str | None = None) -> None:
-        """Queue a row to be sent; `sfid` lets a row deleted locally still send its delete."""
+    def queue_for_push(self, conn: Connection, name: str, row_uuid: str, sfid: str | None = None) -> None:
+        """Queue a row to be sent at the next run, in the caller's transaction; `sfid` lets a row deleted
+        locally still send its delete."""
         conn.execute(self.state.changes.insert().values(object_name=name, row_uuid=row_uuid, sfid=sfid, op="U",
                                                         changed_at=dt.datetime.now(UTC)))
 
@@ -671,8 +765,13 @@ class SyncEngine:
         vanished: list[str] = []     # rows deleted locally that never reached Salesforce
         last_sfid = {e.row_uuid: e.sfid for e in entries if e.sfid}
         guards = self.guards.get(obj.name, [])
+        not_yet = self._retry_not_due(obj.name, uuids)
+        counts.retrying += len(not_yet)
         with self.engine.connect() as conn:
             for row_uuid in uuids:
+                if row_uuid in not_yet:
+                    held.add(row_uuid)
+                    continue
                 row = rows.get(row_uuid)
                 if row is None:
                     sfid = last_sfid.get(row_uuid)
@@ -693,6 +792,16 @@ class SyncEngine:
                     payload = self._payload(obj, tables, row, base=base if row["sfid"] is not None else None)
                 except MissingParent as exc:
                     refused.append((row_uuid, _refusal("PARENT_DELETED", str(exc))))
+                    continue
+                except NotSendable as exc:
+                    refused.append((row_uuid, _refusal("NUMBER_OUTSIDE_VALID_RANGE", str(exc), fields=[exc.field])))
+                    continue
+                locked = self._not_updateable_edits(obj, row, base) if row["sfid"] is not None else []
+                if locked:
+                    refused.append((row_uuid, _refusal(
+                        "FIELD_NOT_UPDATEABLE", f"the portal changed {', '.join(locked)}, which the integration user "
+                        f"cannot update in Salesforce; undo the edit, or give the user edit access to the field "
+                        f"and retry the parked record", fields=locked)))
                     continue
                 decisions = [guard(conn, obj, tables, row, base) for guard in guards]
                 refusal = next((d for d in decisions if d.park), None)
@@ -736,8 +845,10 @@ class SyncEngine:
             self._hook("answered", object=obj.name, operation="create", sent=creates, results=results)
             self._record_results(obj, table, by_name, creates, results, "create", counts, snapshot, now)
         if updates:
-            results = self.client.save("update", obj.name, [p for _, p, _ in updates])
+            written = sorted({f for _, _, sent in updates for f in sent if f in by_name})
+            results, before = self.client.update_reading_first(obj.name, [p for _, p, _ in updates], written)
             self._hook("answered", object=obj.name, operation="update", sent=updates, results=results)
+            updates = self._judge_overwrites(obj, table, rows, updates, results, before, counts, run_id)
             self._record_results(obj, table, by_name, updates, results, "update", counts, snapshot, now)
         if deletes:
             results = self.client.delete([sfid for _, sfid in deletes])
@@ -749,12 +860,70 @@ class SyncEngine:
                         done.append(row_uuid)
                         gone.append(row_uuid)
                         counts.deleted_remote += 1
+                    elif _transient(result) and self._retry_later(conn, obj.name, row_uuid, result):
+                        counts.retrying += 1
                     else:
-                        self._park(conn, obj.name, row_uuid, sfid, "delete", result, now, table=None)
+                        self._park(conn, obj.name, row_uuid, sfid, "delete", result if not _transient(result)
+                                   else _gave_up(result), now, table=None)
                         counts.parked += 1
                         done.append(row_uuid)
+                self._clear_retries(conn, obj.name, done)
                 self._consume(conn, obj.name, done, snapshot)
                 self._clear_parked(conn, obj.name, gone)
+
+    def _judge_overwrites(self, obj: ObjectSchema, table: Table, rows: dict[str, dict[str, Any]],
+                          updates: list[tuple[str, dict[str, Any], dict[str, Any]]], results: list[dict[str, Any]],
+                          before: dict[str, dict[str, Any]], counts: ObjectCounts, run_id: int
+                          ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """No lost update from Salesforce. Each update was read in the same composite call just before it
+        ran (`update_reading_first`); a field it overwrote that Salesforce had changed since the base is a
+        conflict like any other: the field's policy decides, the log keeps both values, and when
+        Salesforce's value wins it is written back to Salesforce and to the portal row (unless the portal
+        changed that row again meanwhile, which stays a change). Returns `updates` with the values the base
+        is to take."""
+        om = self.mapping.objects[obj.name]
+        by_name = fields_by_name(obj)
+        with self.engine.connect() as conn:
+            dirty_at = self._dirty_uuids(conn, obj.name)
+        out, restores, local_fixes = [], [], []
+        for (row_uuid, payload, sent), result in zip(updates, results):
+            found = before.get(payload["Id"])
+            base = self._decode_base(obj, rows[row_uuid].get("_base")) or {}
+            overwritten = [] if not result.get("success") or found is None else [
+                f for f in sent if f in by_name and f in base
+                and not values_equal(by_name[f].to_python(found.get(f)), base[f])
+                and not values_equal(by_name[f].to_python(found.get(f)), sent[f])]
+            if not overwritten:
+                out.append((row_uuid, payload, sent))
+                continue
+            remote = {f: by_name[f].to_python(found.get(f)) for f in overwritten}
+            result_ = merge_record(object_name=obj.name, record_key=payload["Id"], fields=overwritten,
+                                   base={f: base[f] for f in overwritten}, local={f: sent[f] for f in overwritten},
+                                   remote=remote, local_state="present", remote_state="present",
+                                   policy_for=om.policy_for, record_policy=om.conflict_policy,
+                                   local_changed_at=dirty_at.get(row_uuid) or dt.datetime.now(UTC),
+                                   remote_changed_at=by_name["SystemModstamp"].to_python(found.get("SystemModstamp"))
+                                   if "SystemModstamp" in by_name and found.get("SystemModstamp") else None,
+                                   remote_writable=overwritten)
+            with self.engine.begin() as conn:
+                self._log_conflicts(conn, obj, row_uuid, payload["Id"], result_.conflicts, run_id, counts)
+            back = {f: v for f, v in result_.merged.items() if not values_equal(v, sent[f])}
+            if back:
+                restores.append({"Id": payload["Id"], **{f: _wire(by_name[f], v) for f, v in back.items()}})
+                local_fixes.append((row_uuid, {f: (sent[f], v) for f, v in back.items()}))
+            out.append((row_uuid, payload, {**sent, **back}))
+        if restores:
+            answers = self.client.save("update", obj.name, restores)
+            counts.updated_remote += sum(1 for a in answers if a.get("success"))
+            with self.engine.begin() as conn:
+                for row_uuid, fixes in local_fixes:
+                    for name, (was, value) in fixes.items():
+                        column = table.c[by_name[name].column]
+                        # only where the row still holds what was sent: a newer portal edit stays a change
+                        conn.execute(update(table).where(and_(table.c._uuid == row_uuid,
+                                                              column.is_not_distinct_from(was)))
+                                     .values({column: value, table.c._sync_version: table.c._sync_version + 1}))
+        return out
 
     def _retry_matched_upserts(self, obj: ObjectSchema, om: ObjectMapping,
                                creates: list[tuple[str, dict[str, Any], dict[str, Any]]],
@@ -801,6 +970,47 @@ class SyncEngine:
         for c in conflicts:
             row[by_name[c.field].column] = c.value
         return {k: v for k, v in payload.items() if k not in decision.revert}
+
+    def _not_updateable_edits(self, obj: ObjectSchema, row: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
+        """Fields the portal changed since the base that the integration user cannot update: sending the
+        rest and dropping these would count them as sent and leave the two sides apart for good."""
+        base = base or {}
+        return [f.name for f in obj.fields if f.name not in SYSTEM_FIELDS and not f.updateable and f.name in base
+                and not values_equal(row.get(f.column), base[f.name])]
+
+    def _retry_not_due(self, name: str, uuids: list[str]) -> set[str]:
+        """Records waiting out their retry after a passing error (their change stays queued)."""
+        rt = self.state.retries
+        now = self.client.org_now()
+        with self.engine.connect() as conn:
+            waiting = {r.record_uuid for r in conn.execute(select(rt.c.record_uuid, rt.c.next_attempt_at).where(
+                rt.c.object_name == name)) if r.next_attempt_at > now}
+        return waiting & set(uuids)
+
+    def _retry_later(self, conn: Connection, name: str, row_uuid: str, result: dict[str, Any]) -> bool:
+        """Queue a record refused for a passing reason for another try; False once its tries are spent."""
+        rt = self.state.retries
+        errors = result.get("errors") or [{}]
+        attempts = conn.execute(select(rt.c.attempts).where(and_(rt.c.object_name == name,
+                                                                  rt.c.record_uuid == row_uuid))).scalar() or 0
+        if attempts + 1 >= RETRY_ATTEMPTS:
+            conn.execute(delete(rt).where(and_(rt.c.object_name == name, rt.c.record_uuid == row_uuid)))
+            return False
+        wait = min(RETRY_FIRST_WAIT * (2 ** attempts), RETRY_MAX_WAIT)
+        values = dict(attempts=attempts + 1, next_attempt_at=self.client.org_now() + wait,
+                      error_code=errors[0].get("statusCode"), message=errors[0].get("message"))
+        if attempts:
+            conn.execute(update(rt).where(and_(rt.c.object_name == name, rt.c.record_uuid == row_uuid)).values(**values))
+        else:
+            conn.execute(rt.insert().values(object_name=name, record_uuid=row_uuid, **values))
+        log.info("%s %s: %s; sent again in %s", name, row_uuid, values["error_code"], wait)
+        return True
+
+    def _clear_retries(self, conn: Connection, name: str, row_uuids: list[str]) -> None:
+        rt = self.state.retries
+        for start in range(0, len(row_uuids), 500):
+            conn.execute(delete(rt).where(and_(rt.c.object_name == name,
+                                               rt.c.record_uuid.in_(row_uuids[start:start + 500]))))
 
     def _payload(self, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                  base: dict[str, Any] | None) -> dict[str, Any]:
@@ -899,9 +1109,20 @@ class SyncEngine:
                 if any("Foreign key external ID" in (e.get("message") or "") for e in errors):
                     counts.waiting += 1     # the parent is not in Salesforce yet; linked on a later run
                     continue
+                if operation == "update" and {e.get("statusCode") for e in errors} == {"ENTITY_IS_DELETED"}:
+                    # Deleted in Salesforce meanwhile: the change stays queued, and the next pull reads the
+                    # delete and merges it with this edit (the edit-vs-delete policy, logged).
+                    counts.waiting += 1
+                    continue
+                if _transient(result):
+                    if self._retry_later(conn, obj.name, row_uuid, result):
+                        counts.retrying += 1     # its change stays queued
+                        continue
+                    result = _gave_up(result)
                 self._park(conn, obj.name, row_uuid, payload.get("Id"), operation, result, now, table=table)
                 counts.parked += 1
                 done.append(row_uuid)
+            self._clear_retries(conn, obj.name, done)
             self._consume(conn, obj.name, done, snapshot)
 
     def _park(self, conn: Connection, name: str, row_uuid: str, sfid: str | None, operation: str,
@@ -949,9 +1170,14 @@ class SyncEngine:
             query = select(dl.c.object_name, dl.c.record_uuid, dl.c.sfid)
             if object_name:
                 query = query.where(dl.c.object_name == object_name)
-            rows = conn.execute(query).all()
+            rows = conn.execute(query.add_columns(dl.c.operation)).all()
             for r in rows:
-                self._mark_dirty(conn, r.object_name, r.record_uuid, r.sfid)
+                if r.operation in ("pull", "pull-retry"):
+                    # refused on the way in: read again from Salesforce by Id at the next run
+                    conn.execute(update(dl).where(and_(dl.c.object_name == r.object_name,
+                                                       dl.c.record_uuid == r.record_uuid)).values(operation="pull-retry"))
+                else:
+                    self.queue_for_push(conn, r.object_name, r.record_uuid, r.sfid)
         return len(rows)
 
     # -- base -------------------------------------------------------------------------------
@@ -971,6 +1197,14 @@ class SyncEngine:
 
 class MissingParent(Exception):
     """A portal row names a parent row that no longer exists."""
+
+
+class NotSendable(ValueError):
+    """A local value Salesforce cannot hold as it is (it would refuse or round it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -996,8 +1230,50 @@ PushGuard = Callable[[Connection, ObjectSchema, dict[str, Table], dict[str, Any]
                      PushDecision]
 
 
-def _refusal(code: str, message: str) -> dict[str, Any]:
-    return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": []}]}
+def _refusal(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
+    return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": fields or []}]}
+
+
+_SFID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _value_problem(obj: ObjectSchema, table: Table, record: dict[str, Any]) -> str | None:
+    """What is wrong, for the local database, with one of the record's values, named by field."""
+    for f in obj.fields:
+        value = record.get(f.name)
+        if value is None or f.name not in table.c and f.column not in table.c:
+            continue
+        column = table.c[f.column]
+        if isinstance(value, str):
+            if "\x00" in value:
+                return f"{f.name}: the value holds a NUL character, which the database cannot store"
+            length = getattr(column.type, "length", None)
+            if length and len(value) > length:
+                return (f"{f.name}: the value is {len(value)} characters long, the column holds {length} "
+                        "(run `cosell mirror` if the field was widened in Salesforce)")
+        if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool) and f.precision:
+            number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+            digits = len(str(abs(int(number)))) if number.is_finite() and abs(number) >= 1 else 0
+            if digits > f.precision - f.scale:
+                return (f"{f.name}: {value} has {digits} digits before the decimal point, the column holds "
+                        f"{f.precision - f.scale} (precision {f.precision}, scale {f.scale})")
+    return None
+
+
+def _transient(result: dict[str, Any]) -> bool:
+    codes = {e.get("statusCode") for e in result.get("errors") or []}
+    return bool(codes) and codes <= TRANSIENT_RECORD_CODES
+
+
+def _gave_up(result: dict[str, Any]) -> dict[str, Any]:
+    errors = [dict(e, message=f"{e.get('message')} (still failing after {RETRY_ATTEMPTS} tries; retry it once the "
+                               "org is less busy)") for e in result.get("errors") or []]
+    return {**result, "errors": errors}
 
 
 def fields_by_name(obj: ObjectSchema) -> dict[str, FieldSchema]:
@@ -1009,11 +1285,30 @@ def _wire(f: FieldSchema, value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, Decimal):
-        return float(value) if f.scale else int(value)
+        number = _exact_number(f, value)
+        return float(number) if isinstance(number, Decimal) else number
     if isinstance(value, dt.datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()
+    return value
+
+
+def _exact_number(f: FieldSchema, value: Decimal) -> Decimal | int:
+    """A decimal as Salesforce takes it: exact, within the field's precision and scale, or refused
+    (never rounded: Salesforce would round extra decimals and refuse extra integer digits)."""
+    if not value.is_finite():
+        raise NotSendable(f.name, f"{f.name}: {value} is not a number Salesforce can store")
+    if f.precision:
+        digits = max(value.adjusted() + 1, 0)
+        if digits > f.precision - f.scale:
+            raise NotSendable(f.name, f"{f.name}: {value} has {digits} digits before the decimal point; the field "
+                                      f"holds {f.precision - f.scale} (precision {f.precision}, scale {f.scale})")
+        if value != value.quantize(Decimal(1).scaleb(-f.scale), rounding="ROUND_DOWN"):
+            raise NotSendable(f.name, f"{f.name}: {value} has more than {f.scale} decimal places, which Salesforce "
+                                      "would round")
+    if f.scale == 0 or value == value.to_integral_value():
+        return int(value) if f.sf_type in ("int", "long") or f.scale == 0 else value
     return value
 
 
@@ -1023,7 +1318,3 @@ def _json(value: Any) -> str | None:
     if isinstance(value, dict):
         return json.dumps({k: encode(v) for k, v in value.items()}, sort_keys=True)
     return json.dumps(encode(value))
-
-
-def _soql_datetime(value: dt.datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -141,6 +141,31 @@ def test_a_salesforce_edit_in_the_same_second_as_the_run_is_not_overwritten_sile
     assert _in_log(entries, loser)
 
 
+def test_a_push_that_overwrote_a_salesforce_win_puts_salesforce_s_value_back(h):
+    h.sync()
+    t = h.tables["Opportunity"]
+    row = h.rows("Opportunity", t.c.stagename == "Prospecting")[0]
+    h.execute(update(t).where(t.c._uuid == row["_uuid"]).values(stagename="Qualification"))
+    h.tick()
+
+    def org_edit(point, context):     # after the pull has read, before the push
+        if point == "pulled" and context["object"] == "Opportunity":
+            h.engine.hook = None
+            h.org.update("Opportunity", row["sfid"], {"StageName": "Needs Analysis"})
+
+    h.engine.hook = org_edit
+    h.org.calls.reset()
+    _run(h)
+    # StageName is salesforce_wins: the org's value stands on both sides, the portal's is in the log
+    assert h.org.get("Opportunity", row["sfid"])["StageName"] == "Needs Analysis"
+    assert h.rows("Opportunity", t.c._uuid == row["_uuid"])[0]["stagename"] == "Needs Analysis"
+    entries = _logged(h, row["sfid"], row["_uuid"], "StageName")
+    assert entries and entries[0]["policy"] == "salesforce_wins" and _in_log(entries, "Qualification")
+    assert h.org.calls["collections_update"] == 1, "one write-back, only because of the conflict"
+    h.sync("Opportunity")
+    assert h.org.get("Opportunity", row["sfid"])["StageName"] == "Needs Analysis"
+
+
 # -- the harness ---------------------------------------------------------------------------------
 
 @dataclass
@@ -251,7 +276,7 @@ def _install(h: Harness, hook: str, action) -> None:
         def send(request, **kwargs):
             response = original(request, **kwargs)
             body = request.body or b""
-            if (b"composite/sobjects" in request.url.encode() and request.method in ("PATCH", "POST")
+            if ("/composite" in request.url and request.method in ("PATCH", "POST")
                     and b'"Opportunity"' in (body if isinstance(body, bytes) else body.encode())
                     and not fired.is_set()):
                 fired.set()
