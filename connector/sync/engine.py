@@ -35,6 +35,8 @@ from connector.sync.merge import Conflict, merge_record, values_equal
 from connector.sync.policies import get_policy
 from connector.sync.state import SyncTables, sync_tables
 from connector.sync.window import ReadWindow, changed_since_soql
+from connector.sync.ledger import (PULL_OPERATIONS, RETRY_ATTEMPTS, Ledger, encode, gave_up,  # noqa: F401
+                                    transient)
 
 log = logging.getLogger("connector.sync")
 
@@ -48,12 +50,6 @@ DELETE_LOG_REACH = dt.timedelta(days=15)
 # Objects with no IsDeleted and no getDeleted (Territory2, UserTerritory2Association) lose deletes
 # silently; their Id sets are compared this often.
 RECONCILE_WITHOUT_DELETE_LOG = dt.timedelta(hours=1)
-# Per-record errors of a collections answer that pass by themselves: the record is sent again on a
-# later run (30 s, 1, 2, 4 ... minutes later, at most 30 minutes apart), and parked after this many tries.
-TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
-RETRY_FIRST_WAIT = dt.timedelta(seconds=30)
-RETRY_MAX_WAIT = dt.timedelta(minutes=30)
-RETRY_ATTEMPTS = 8
 
 
 @dataclass
@@ -91,15 +87,6 @@ class RunReport:
         return sum(c.retrying for c in self.objects.values())
 
 
-def encode(value: Any) -> Any:
-    """A value as the base and the conflict log keep it (JSON)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    return value
-
-
 class SyncEngine:
     """Keeps the mapped objects equal on both sides; build it through `connector.bootstrap`."""
 
@@ -113,6 +100,7 @@ class SyncEngine:
         self.progress = progress
         self.meta = MetaData(schema=self.schema)
         self.state: SyncTables = sync_tables(self.meta, self.prefix)
+        self.ledger = Ledger(self.state)
         # Domain rules consulted before a record is sent (co-sell: split totals, edit locks).
         self.guards: dict[str, list[PushGuard]] = {}
         # Rules on what arrives from Salesforce: fields whose new value is refused (with a reason);
@@ -194,7 +182,8 @@ class SyncEngine:
         self.client.forget_usage()
         order = [n for n in self.order(schemas) if wanted is None or n.lower() in wanted]
         ends: dict[str, dt.datetime] = {}
-        self._pull_parked = self._objects_with_pull_parked()
+        with self.engine.connect() as conn:
+            self._pull_parked = self.ledger.objects_parked_on_the_way_in(conn)
         try:
             first_pages = self._poll(schemas, order, full)
             for name in order:
@@ -345,7 +334,8 @@ class SyncEngine:
             self._apply_remote_page(conn, obj, tables, records, page_counts, run_id)
             if watermark_to is not None:
                 self._set_watermark(conn, obj.name, watermark_to)
-            self._clear_pulled(conn, obj.name, [r["Id"] for r in records])
+            if self._pull_parked.get(obj.name):
+                self.ledger.clear_pulled(conn, obj.name, [r["Id"] for r in records])
             if self._restores:
                 # Written back before the page commits: if the run dies first, the watermark has not
                 # moved, the record is read again and refused again.
@@ -366,43 +356,21 @@ class SyncEngine:
         with self.engine.begin() as conn:
             local = conn.execute(select(table.c._uuid).where(table.c.sfid == record["Id"])).scalar()
             field = problem.split(":", 1)[0] if ":" in problem else None
-            self._park(conn, obj.name, local or record["Id"], record["Id"], "pull", {"errors": [{
+            self.ledger.park(conn, obj.name, local or record["Id"], record["Id"], "pull", {"errors": [{
                 "statusCode": "VALUE_NOT_STORABLE", "fields": [field] if field in fields_by_name(obj) else [],
                 "message": f"{problem}; the record was not applied locally"}]}, dt.datetime.now(UTC), table=None)
 
-    def _clear_pulled(self, conn: Connection, name: str, sfids: list[str]) -> None:
-        """Records once parked on the way in that have now been applied."""
-        dl = self.state.dead_letters
-        if sfids and self._pull_parked.get(name):
-            for start in range(0, len(sfids), 500):
-                conn.execute(delete(dl).where(and_(dl.c.object_name == name, dl.c.operation.in_(("pull", "pull-retry")),
-                                                   dl.c.sfid.in_(sfids[start:start + 500]))))
-
     def _reread_parked(self, obj: ObjectSchema, tables: dict[str, Table], counts: ObjectCounts, run_id: int) -> None:
         """Read again, by Id, the records parked on the way in that an admin or `cosell mirror` queued."""
-        dl = self.state.dead_letters
         with self.engine.connect() as conn:
-            ids = [r[0] for r in conn.execute(select(dl.c.sfid).where(and_(
-                dl.c.object_name == obj.name, dl.c.operation == "pull-retry")))]
+            ids = [i for i in self.ledger.queued_rereads(conn, obj.name) if _SFID.fullmatch(i or "")]
         for start in range(0, len(ids), 200):
-            chunk = ", ".join(f"'{i}'" for i in ids[start:start + 200] if _SFID.fullmatch(i or ""))
+            chunk = ", ".join(f"'{i}'" for i in ids[start:start + 200])
             soql = f"SELECT {', '.join(f.name for f in obj.fields)} FROM {obj.name} WHERE Id IN ({chunk})"
             for _, records in self.client.query_pages(soql):
                 self._apply_page(obj, tables, records, counts, run_id, watermark_to=None)
-        with self.engine.begin() as conn:   # what is still refused was parked again as "pull"
-            conn.execute(update(dl).where(and_(dl.c.object_name == obj.name, dl.c.operation == "pull-retry"))
-                         .values(operation="pull"))
-
-    def _objects_with_pull_parked(self) -> dict[str, str]:
-        """Objects with records parked on the way in: "retry" when some are queued to be read again."""
-        dl = self.state.dead_letters
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(dl.c.object_name, dl.c.operation).where(
-                dl.c.operation.in_(("pull", "pull-retry"))).distinct()).all()
-        out: dict[str, str] = {}
-        for name, operation in rows:
-            out[name] = "retry" if operation == "pull-retry" or out.get(name) == "retry" else "parked"
-        return out
+        with self.engine.begin() as conn:
+            self.ledger.rereads_done(conn, obj.name)
 
     def _has_pending_deletes(self, name: str) -> bool:
         ch = self.state.changes
@@ -502,13 +470,10 @@ class SyncEngine:
         by_uuid = {row._uuid: dict(row._mapping) for row in conn.execute(
             select(table).where(table.c._uuid.in_(ext_values)).with_for_update())} if ext_values else {}
         dirty = self._dirty_uuids(conn, obj.name) if obj.synced else {}
-        dl = self.state.dead_letters
         # Rows holding an edit Salesforce refused: their change entry is consumed, but the edit is not
         # agreed, so a Salesforce delete of such a record goes through the edit-vs-delete policy and log.
-        here = [row["_uuid"] for row in local_rows.values()]
-        parked = {r[0] for r in conn.execute(select(dl.c.record_uuid).where(and_(
-            dl.c.object_name == obj.name, dl.c.operation != "pull", dl.c.record_uuid.in_(here))))} \
-            if obj.synced and here else set()
+        parked = self.ledger.parked_among(conn, obj.name, [row["_uuid"] for row in local_rows.values()]) \
+            if obj.synced else set()
         ch = self.state.changes
         deleted_here = {r.sfid: r for r in conn.execute(
             select(ch.c.row_uuid, ch.c.sfid, ch.c.changed_at, ch.c.base).where(and_(
@@ -548,7 +513,7 @@ class SyncEngine:
             if refused:
                 result = self._undo_remote(obj, result, base, remote, refused, local["_uuid"], record["Id"],
                                            conn, run_id, counts)
-            self._log_conflicts(conn, obj, local["_uuid"], record["Id"], result.conflicts, run_id, counts)
+            self._log(conn, obj, local["_uuid"], record["Id"], result.conflicts, run_id, counts)
             if result.action == "delete_local":
                 self._delete_local(conn, table, local["_uuid"])
                 counts.deleted_local += 1
@@ -556,7 +521,7 @@ class SyncEngine:
             if result.action == "restore_remote" and self._master_gone(conn, obj, tables, local_values):
                 # A master-detail child cannot come back without its master: it follows the parent's
                 # delete, and the portal's edit stays in the conflict log.
-                self._log_conflicts(conn, obj, local["_uuid"], record["Id"], [Conflict(
+                self._log(conn, obj, local["_uuid"], record["Id"], [Conflict(
                     field=None, base=None, local=local_values, remote=None, local_changed_at=dirty.get(local["_uuid"]),
                     remote_changed_at=remote.get("SystemModstamp"), policy=om.conflict_policy, winner="salesforce",
                     value=None, parked=False, reason="its master record was deleted in Salesforce, so the record "
@@ -651,7 +616,7 @@ class SyncEngine:
             local=None, remote=remote, local_state="deleted", remote_state="present",
             policy_for=om.policy_for, record_policy=om.conflict_policy, local_changed_at=entry.changed_at,
             remote_changed_at=remote.get("SystemModstamp"), remote_writable=writable, local_dirty=True)
-        self._log_conflicts(conn, obj, entry.row_uuid, sfid, result.conflicts, run_id, counts)
+        self._log(conn, obj, entry.row_uuid, sfid, result.conflicts, run_id, counts)
         if result.action in ("restore_local", "create_local"):
             remote = dict(remote)
             self._insert_local(conn, obj, tables, table, remote, row_uuid=entry.row_uuid)
@@ -730,19 +695,20 @@ class SyncEngine:
         conn.execute(self.state.changes.insert().values(object_name=name, row_uuid=row_uuid, sfid=sfid, op="U",
                                                         changed_at=dt.datetime.now(UTC)))
 
-    def _log_conflicts(self, conn: Connection, obj: ObjectSchema, row_uuid: str, sfid: str | None,
-                       conflicts: Iterable[Conflict], run_id: int, counts: ObjectCounts) -> None:
-        rows = []
-        for c in conflicts:
-            rows.append(dict(run_id=run_id, object_name=obj.name, record_uuid=row_uuid, sfid=sfid,
-                             field_name=c.field, base_value=_json(c.base), local_value=_json(c.local),
-                             remote_value=_json(c.remote), local_changed_at=c.local_changed_at,
-                             remote_changed_at=c.remote_changed_at, policy=c.policy, winner=c.winner,
-                             outcome_value=_json(c.value), parked=c.parked, reason=c.reason,
-                             created_at=dt.datetime.now(UTC)))
-        if rows:
-            conn.execute(self.state.conflicts.insert(), rows)
-            counts.conflicts += len(rows)
+    def _log(self, conn: Connection, obj: ObjectSchema, row_uuid: str | None, sfid: str | None,
+             conflicts: Iterable[Conflict], run_id: int, counts: ObjectCounts) -> None:
+        counts.conflicts += self.ledger.log_conflicts(conn, obj.name, row_uuid, sfid, conflicts, run_id)
+
+    def retry_parked(self, object_name: str | None = None) -> int:
+        """Queue parked records to be tried again at the next run (after an admin fixed the cause, or
+        `cosell mirror` changed the object): local changes are sent again, records refused on the way in
+        are read again from Salesforce. Returns how many were queued."""
+        with self.engine.begin() as conn:
+            to_push = self.ledger.requeue(conn, object_name)
+            for name, row_uuid, sfid in to_push:
+                self.queue_for_push(conn, name, row_uuid, sfid)
+            return len(to_push) + len(self.ledger.queued_rereads(conn, object_name)) if object_name else \
+                len(to_push) + sum(len(self.ledger.queued_rereads(conn, n)) for n in self.mapping.objects)
 
     # -- push -------------------------------------------------------------------------------
     def _push(self, obj: ObjectSchema, tables: dict[str, Table], counts: ObjectCounts, run_id: int) -> None:  # noqa: C901
@@ -765,7 +731,8 @@ class SyncEngine:
         vanished: list[str] = []     # rows deleted locally that never reached Salesforce
         last_sfid = {e.row_uuid: e.sfid for e in entries if e.sfid}
         guards = self.guards.get(obj.name, [])
-        not_yet = self._retry_not_due(obj.name, uuids)
+        with self.engine.connect() as conn:
+            not_yet = self.ledger.not_due(conn, obj.name, uuids, self.client.org_now())
         counts.retrying += len(not_yet)
         with self.engine.connect() as conn:
             for row_uuid in uuids:
@@ -832,10 +799,10 @@ class SyncEngine:
         now = dt.datetime.now(UTC)
         with self.engine.begin() as conn:
             for row_uuid, result in refused:
-                self._park(conn, obj.name, row_uuid, None, "create", result, now, table=table)
+                self.ledger.park(conn, obj.name, row_uuid, None, "create", result, now, table=table)
                 counts.parked += 1
             self._consume(conn, obj.name, consumed + [u for u, _ in refused], snapshot)
-            self._clear_parked(conn, obj.name, vanished)
+            self.ledger.clear_parked(conn, obj.name, vanished)
         if creates:
             if om.external_id:
                 results = self.client.save("upsert", obj.name, [p for _, p, _ in creates], external_id=om.external_id)
@@ -860,16 +827,16 @@ class SyncEngine:
                         done.append(row_uuid)
                         gone.append(row_uuid)
                         counts.deleted_remote += 1
-                    elif _transient(result) and self._retry_later(conn, obj.name, row_uuid, result):
+                    elif transient(result) and self.ledger.retry_later(conn, obj.name, row_uuid, result, self.client.org_now()):
                         counts.retrying += 1
                     else:
-                        self._park(conn, obj.name, row_uuid, sfid, "delete", result if not _transient(result)
-                                   else _gave_up(result), now, table=None)
+                        self.ledger.park(conn, obj.name, row_uuid, sfid, "delete", result if not transient(result)
+                                   else gave_up(result), now, table=None)
                         counts.parked += 1
                         done.append(row_uuid)
-                self._clear_retries(conn, obj.name, done)
+                self.ledger.clear_retries(conn, obj.name, done)
                 self._consume(conn, obj.name, done, snapshot)
-                self._clear_parked(conn, obj.name, gone)
+                self.ledger.clear_parked(conn, obj.name, gone)
 
     def _judge_overwrites(self, obj: ObjectSchema, table: Table, rows: dict[str, dict[str, Any]],
                           updates: list[tuple[str, dict[str, Any], dict[str, Any]]], results: list[dict[str, Any]],
@@ -906,7 +873,7 @@ class SyncEngine:
                                    if "SystemModstamp" in by_name and found.get("SystemModstamp") else None,
                                    remote_writable=overwritten)
             with self.engine.begin() as conn:
-                self._log_conflicts(conn, obj, row_uuid, payload["Id"], result_.conflicts, run_id, counts)
+                self._log(conn, obj, row_uuid, payload["Id"], result_.conflicts, run_id, counts)
             back = {f: v for f, v in result_.merged.items() if not values_equal(v, sent[f])}
             if back:
                 restores.append({"Id": payload["Id"], **{f: _wire(by_name[f], v) for f, v in back.items()}})
@@ -966,7 +933,7 @@ class SyncEngine:
             conn.execute(update(table).where(table.c._uuid == row["_uuid"]).values(
                 _sync_version=table.c._sync_version + 1,
                 **{by_name[c.field].column: c.value for c in conflicts}))
-            self._log_conflicts(conn, obj, row["_uuid"], row.get("sfid"), conflicts, run_id, counts)
+            self._log(conn, obj, row["_uuid"], row.get("sfid"), conflicts, run_id, counts)
         for c in conflicts:
             row[by_name[c.field].column] = c.value
         return {k: v for k, v in payload.items() if k not in decision.revert}
@@ -977,40 +944,6 @@ class SyncEngine:
         base = base or {}
         return [f.name for f in obj.fields if f.name not in SYSTEM_FIELDS and not f.updateable and f.name in base
                 and not values_equal(row.get(f.column), base[f.name])]
-
-    def _retry_not_due(self, name: str, uuids: list[str]) -> set[str]:
-        """Records waiting out their retry after a passing error (their change stays queued)."""
-        rt = self.state.retries
-        now = self.client.org_now()
-        with self.engine.connect() as conn:
-            waiting = {r.record_uuid for r in conn.execute(select(rt.c.record_uuid, rt.c.next_attempt_at).where(
-                rt.c.object_name == name)) if r.next_attempt_at > now}
-        return waiting & set(uuids)
-
-    def _retry_later(self, conn: Connection, name: str, row_uuid: str, result: dict[str, Any]) -> bool:
-        """Queue a record refused for a passing reason for another try; False once its tries are spent."""
-        rt = self.state.retries
-        errors = result.get("errors") or [{}]
-        attempts = conn.execute(select(rt.c.attempts).where(and_(rt.c.object_name == name,
-                                                                  rt.c.record_uuid == row_uuid))).scalar() or 0
-        if attempts + 1 >= RETRY_ATTEMPTS:
-            conn.execute(delete(rt).where(and_(rt.c.object_name == name, rt.c.record_uuid == row_uuid)))
-            return False
-        wait = min(RETRY_FIRST_WAIT * (2 ** attempts), RETRY_MAX_WAIT)
-        values = dict(attempts=attempts + 1, next_attempt_at=self.client.org_now() + wait,
-                      error_code=errors[0].get("statusCode"), message=errors[0].get("message"))
-        if attempts:
-            conn.execute(update(rt).where(and_(rt.c.object_name == name, rt.c.record_uuid == row_uuid)).values(**values))
-        else:
-            conn.execute(rt.insert().values(object_name=name, record_uuid=row_uuid, **values))
-        log.info("%s %s: %s; sent again in %s", name, row_uuid, values["error_code"], wait)
-        return True
-
-    def _clear_retries(self, conn: Connection, name: str, row_uuids: list[str]) -> None:
-        rt = self.state.retries
-        for start in range(0, len(row_uuids), 500):
-            conn.execute(delete(rt).where(and_(rt.c.object_name == name,
-                                               rt.c.record_uuid.in_(row_uuids[start:start + 500]))))
 
     def _payload(self, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                  base: dict[str, Any] | None) -> dict[str, Any]:
@@ -1098,7 +1031,7 @@ class SyncEngine:
                             base[om.external_id] = row_uuid
                     values["_base"] = self._encode_base(base)
                     conn.execute(update(table).where(table.c._uuid == row_uuid).values(**values))
-                    self._clear_parked(conn, obj.name, [row_uuid])
+                    self.ledger.clear_parked(conn, obj.name, [row_uuid])
                     done.append(row_uuid)
                     if operation == "create":
                         counts.created_remote += 1
@@ -1114,47 +1047,16 @@ class SyncEngine:
                     # delete and merges it with this edit (the edit-vs-delete policy, logged).
                     counts.waiting += 1
                     continue
-                if _transient(result):
-                    if self._retry_later(conn, obj.name, row_uuid, result):
+                if transient(result):
+                    if self.ledger.retry_later(conn, obj.name, row_uuid, result, self.client.org_now()):
                         counts.retrying += 1     # its change stays queued
                         continue
-                    result = _gave_up(result)
-                self._park(conn, obj.name, row_uuid, payload.get("Id"), operation, result, now, table=table)
+                    result = gave_up(result)
+                self.ledger.park(conn, obj.name, row_uuid, payload.get("Id"), operation, result, now, table=table)
                 counts.parked += 1
                 done.append(row_uuid)
-            self._clear_retries(conn, obj.name, done)
+            self.ledger.clear_retries(conn, obj.name, done)
             self._consume(conn, obj.name, done, snapshot)
-
-    def _park(self, conn: Connection, name: str, row_uuid: str, sfid: str | None, operation: str,
-              result: dict[str, Any], now: dt.datetime, table: Table | None) -> None:
-        """A record Salesforce refused: the error on the row and in the dead-letter table. It is
-        retried when the row changes again or when an admin asks (`retry_parked`)."""
-        errors = result.get("errors") or [{}]
-        first = errors[0]
-        message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
-        dl = self.state.dead_letters
-        existing = conn.execute(select(dl.c.attempts).where(and_(dl.c.object_name == name,
-                                                                  dl.c.record_uuid == row_uuid))).scalar()
-        values = dict(sfid=sfid, operation=operation, error_code=first.get("statusCode"),
-                      message=first.get("message"), fields=json.dumps(first.get("fields") or []),
-                      last_failed_at=now)
-        if existing is None:
-            conn.execute(dl.insert().values(object_name=name, record_uuid=row_uuid, attempts=1,
-                                            first_failed_at=now, **values))
-        else:
-            conn.execute(update(dl).where(and_(dl.c.object_name == name, dl.c.record_uuid == row_uuid))
-                         .values(attempts=existing + 1, **values))
-        if table is not None:
-            conn.execute(update(table).where(table.c._uuid == row_uuid).values(
-                _sync_error=message, _sync_version=table.c._sync_version + 1))
-        log.warning("%s %s %s parked: %s", name, operation, sfid or row_uuid, message)
-
-    def _clear_parked(self, conn: Connection, name: str, row_uuids: list[str]) -> None:
-        """Parked entries of records that went through, or no longer exist on either side."""
-        dl = self.state.dead_letters
-        for start in range(0, len(row_uuids), 500):
-            conn.execute(delete(dl).where(and_(dl.c.object_name == name,
-                                               dl.c.record_uuid.in_(row_uuids[start:start + 500]))))
 
     def _consume(self, conn: Connection, name: str, row_uuids: list[str], snapshot: int) -> None:
         row_uuids = [u for u in row_uuids if u not in self._held]
@@ -1162,23 +1064,6 @@ class SyncEngine:
         for start in range(0, len(row_uuids), 500):
             conn.execute(delete(ch).where(and_(ch.c.object_name == name, ch.c.id <= snapshot,
                                                ch.c.row_uuid.in_(row_uuids[start:start + 500]))))
-
-    def retry_parked(self, object_name: str | None = None) -> int:
-        """Queue parked records to be sent again on the next run (after an admin fixed the cause)."""
-        dl = self.state.dead_letters
-        with self.engine.begin() as conn:
-            query = select(dl.c.object_name, dl.c.record_uuid, dl.c.sfid)
-            if object_name:
-                query = query.where(dl.c.object_name == object_name)
-            rows = conn.execute(query.add_columns(dl.c.operation)).all()
-            for r in rows:
-                if r.operation in ("pull", "pull-retry"):
-                    # refused on the way in: read again from Salesforce by Id at the next run
-                    conn.execute(update(dl).where(and_(dl.c.object_name == r.object_name,
-                                                       dl.c.record_uuid == r.record_uuid)).values(operation="pull-retry"))
-                else:
-                    self.queue_for_push(conn, r.object_name, r.record_uuid, r.sfid)
-        return len(rows)
 
     # -- base -------------------------------------------------------------------------------
     def _encode_base(self, values: dict[str, Any]) -> str:
@@ -1265,17 +1150,6 @@ def _value_problem(obj: ObjectSchema, table: Table, record: dict[str, Any]) -> s
     return None
 
 
-def _transient(result: dict[str, Any]) -> bool:
-    codes = {e.get("statusCode") for e in result.get("errors") or []}
-    return bool(codes) and codes <= TRANSIENT_RECORD_CODES
-
-
-def _gave_up(result: dict[str, Any]) -> dict[str, Any]:
-    errors = [dict(e, message=f"{e.get('message')} (still failing after {RETRY_ATTEMPTS} tries; retry it once the "
-                               "org is less busy)") for e in result.get("errors") or []]
-    return {**result, "errors": errors}
-
-
 def fields_by_name(obj: ObjectSchema) -> dict[str, FieldSchema]:
     return {f.name: f for f in obj.fields}
 
@@ -1310,11 +1184,3 @@ def _exact_number(f: FieldSchema, value: Decimal) -> Decimal | int:
     if f.scale == 0 or value == value.to_integral_value():
         return int(value) if f.sf_type in ("int", "long") or f.scale == 0 else value
     return value
-
-
-def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return json.dumps({k: encode(v) for k, v in value.items()}, sort_keys=True)
-    return json.dumps(encode(value))
