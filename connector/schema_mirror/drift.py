@@ -27,8 +27,8 @@ from connector.schema_mirror.model import FieldSchema, ObjectSchema
 from connector.schema_mirror.tables import bookkeeping_columns, field_column, field_indexes, meta_tables, object_table
 from connector.schema_mirror.types import as_decimal, column_type, sqlite_number
 
-ChangeKind = Literal["create_table", "add_column", "widen_column", "convert_column", "restore_column", "retire_column",
-                     "drop_column", "retire_table", "restore_table", "drop_table", "picklist_values",
+ChangeKind = Literal["create_table", "add_column", "widen_column", "convert_column", "restore_column",
+                     "retire_column", "drop_column", "retire_table", "restore_table", "drop_table", "picklist_values",
                      "keep_wider", "type_conflict"]
 _TEXT_FAMILY = frozenset({"id", "reference", "string", "textarea", "picklist", "multipicklist", "combobox",
                           "email", "phone", "url", "encryptedstring"})
