@@ -17,8 +17,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import simplejson
 
 from connector.emulator import ids
 from connector.emulator.orgdef import OrgDef
@@ -48,7 +51,7 @@ class Response:
             return b""
         if isinstance(self.body, bytes):
             return self.body
-        return json.dumps(self.body, separators=(",", ":")).encode("utf-8")
+        return _dumps(self.body)
 
 
 def error(status: int, code: str, message: str, fields: list[str] | None = None) -> Response:
@@ -79,7 +82,7 @@ class Request:
         if not self.body:
             return None
         try:
-            return json.loads(self.body)
+            return json.loads(self.body, parse_float=Decimal)
         except ValueError as exc:
             raise ApiError(error(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}")) from exc
 
@@ -689,7 +692,7 @@ class OrgApi:
             return error(400, "INVALID_URL", f"Invalid subrequest URL: {url}")
         sub = Request(method=method.upper(), path=m.group(2) or "/", version=m.group(1),
                       query=parse_qs(parsed.query), headers={k.lower(): v for k, v in headers.items()},
-                      body=json.dumps(payload).encode() if payload is not None else b"")
+                      body=_dumps(payload) if payload is not None else b"")
         if sub.path.startswith("/composite") and sub.path.rstrip("/") in ("/composite", "/composite/batch"):
             return error(400, "INVALID_URL", "Composite requests cannot be nested")
         return self.handle(sub)
@@ -790,9 +793,16 @@ class OrgApi:
                         content_type="text/csv")
 
 
+def _dumps(body: Any) -> bytes:
+    """JSON as the org writes it: a Decimal is the exact number literal it holds, never a float."""
+    return simplejson.dumps(body, use_decimal=True, separators=(",", ":")).encode("utf-8")
+
+
 def _csv_value(value: Any) -> Any:
     if value is None:
         return "\x00"
+    if value.__class__ is Decimal:
+        return format(value, "f")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str) and len(value) == 28 and value.endswith("+0000") and value[10] == "T":

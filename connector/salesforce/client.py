@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote_plus
 
 import requests
+import simplejson
 from simple_salesforce import Salesforce
 from simple_salesforce import exceptions as sfx
 from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential,
@@ -258,7 +259,7 @@ class SalesforceClient:
                     sub["httpHeaders"] = {"If-Modified-Since": _http_date(since)}
                 subrequests.append(sub)
             body = {"allOrNone": False, "compositeRequest": subrequests}
-            response = self.call(lambda sf: sf.restful("composite", method="POST", json=body),
+            response = self.call(lambda sf: sf.restful("composite", method="POST", **json_body(body)),
                                  what=f"describe {', '.join(chunk)}")
             for name, item in zip(chunk, response["compositeResponse"]):
                 status = item["httpStatusCode"]
@@ -351,7 +352,7 @@ class SalesforceClient:
                 {"method": "GET", "referenceId": f"q{i}",
                  "url": f"/services/data/v{version}/{'queryAll' if deleted else 'query'}?q={quote_plus(soql)}"}
                 for i, (soql, deleted) in enumerate(chunk)]}
-            response = self.call(lambda sf, b=body: sf.restful("composite", method="POST", json=b),
+            response = self.call(lambda sf, b=body: sf.restful("composite", method="POST", **json_body(b)),
                                  what=f"{len(chunk)} queries")
             for item in response["compositeResponse"]:
                 status = item["httpStatusCode"]
@@ -374,14 +375,14 @@ class SalesforceClient:
         results: list[dict[str, Any]] = []
         for start in range(0, len(records), COLLECTION_SIZE):
             chunk = [{"attributes": {"type": object_name}, **r} for r in records[start:start + COLLECTION_SIZE]]
-            body = {"allOrNone": False, "records": chunk}
+            body = json_body({"allOrNone": False, "records": chunk})
             if operation == "create":
-                call = lambda sf, b=body: sf.restful("composite/sobjects", method="POST", json=b)  # noqa: E731
+                call = lambda sf, b=body: sf.restful("composite/sobjects", method="POST", **b)  # noqa: E731
             elif operation == "update":
-                call = lambda sf, b=body: sf.restful("composite/sobjects", method="PATCH", json=b)  # noqa: E731
+                call = lambda sf, b=body: sf.restful("composite/sobjects", method="PATCH", **b)  # noqa: E731
             elif operation == "upsert":
                 path = f"composite/sobjects/{object_name}/{external_id}"
-                call = lambda sf, b=body, p=path: sf.restful(p, method="PATCH", json=b)  # noqa: E731
+                call = lambda sf, b=body, p=path: sf.restful(p, method="PATCH", **b)  # noqa: E731
             else:
                 raise ValueError(f"unknown save operation {operation!r}; choose create, update or upsert")
             results.extend(self.call(call, what=f"{operation} {len(chunk)} {object_name}"))
@@ -431,6 +432,14 @@ class SalesforceClient:
             results.extend(self.call(lambda sf, p=params: sf.restful("composite/sobjects", method="DELETE",
                                                                        params=p), what=f"delete {len(ids)}"))
         return results
+
+
+def json_body(body: Any) -> dict[str, Any]:
+    """Request keyword arguments that send `body` as JSON with every Decimal written as the exact
+    number literal it holds. requests' own `json=` uses whichever json module it finds, and the
+    standard one cannot write a Decimal at all; a float would turn 1234567890123456.78 into ...456.8."""
+    return {"data": simplejson.dumps(body, use_decimal=True, separators=(",", ":")).encode("utf-8"),
+            "headers": {"Content-Type": "application/json"}}
 
 
 def _get_json(session: requests.Session, url: str, token: str) -> Any:
