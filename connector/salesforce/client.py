@@ -408,7 +408,7 @@ class SalesforceClient:
                 {"method": "PATCH", "referenceId": "save", "url": f"/services/data/v{version}/composite/sobjects",
                  "body": {"allOrNone": False,
                           "records": [{"attributes": {"type": object_name}, **r} for r in chunk]}}]}
-            response = self.call(lambda sf, b=body: sf.restful("composite", method="POST", json=b),
+            response = self.call(lambda sf, b=body: sf.restful("composite", method="POST", **json_body(b)),
                                  what=f"read and update {len(chunk)} {object_name}")
             read, save = response["compositeResponse"]
             if save["httpStatusCode"] >= 400:

@@ -32,7 +32,7 @@ from connector.schema_mirror.model import FieldSchema, ObjectSchema, ref_uuid_co
 from connector.schema_mirror.tables import object_table
 from connector.sync import capture
 from connector.sync.merge import Conflict, merge_record, values_equal
-from connector.sync.policies import get_policy
+from connector.sync.policies import FieldConflict, get_policy
 from connector.sync.state import SyncTables, sync_tables
 from connector.sync.window import ReadWindow, changed_since_soql
 from connector.sync.ledger import (PULL_OPERATIONS, RETRY_ATTEMPTS, Ledger, encode, gave_up,  # noqa: F401
@@ -168,6 +168,7 @@ class SyncEngine:
     # -- a run ------------------------------------------------------------------------------
     def run(self, objects: Iterable[str] | None = None, *, full: bool = False, trigger: str = "manual") -> RunReport:
         schemas = self.prepare()
+        self._schemas = schemas
         wanted = {o.lower() for o in objects} if objects is not None else None
         unknown = sorted(o for o in (objects or []) if o.lower() not in {n.lower() for n in schemas})
         if unknown:
@@ -720,7 +721,7 @@ class SyncEngine:
             snapshot = conn.execute(select(func.max(ch.c.id)).where(ch.c.object_name == obj.name)).scalar()
             if snapshot is None:
                 return
-            entries = conn.execute(select(ch.c.row_uuid, ch.c.sfid, ch.c.op).where(
+            entries = conn.execute(select(ch.c.row_uuid, ch.c.sfid, ch.c.op, ch.c.changed_at, ch.c.base).where(
                 and_(ch.c.object_name == obj.name, ch.c.id <= snapshot)).order_by(ch.c.id)).all()
             uuids = list(dict.fromkeys(e.row_uuid for e in entries))
             rows = {}
@@ -742,7 +743,10 @@ class SyncEngine:
                 row = rows.get(row_uuid)
                 if row is None:
                     sfid = last_sfid.get(row_uuid)
-                    if sfid:
+                    if sfid and self._delete_meets_unseen_children(obj, tables, row_uuid, sfid, entries,
+                                                                     counts, run_id):
+                        consumed.append(row_uuid)
+                    elif sfid:
                         deletes.append((row_uuid, sfid))
                     else:
                         consumed.append(row_uuid)     # created and deleted locally before it ever left
@@ -837,6 +841,53 @@ class SyncEngine:
                 self.ledger.clear_retries(conn, obj.name, done)
                 self._consume(conn, obj.name, done, snapshot)
                 self.ledger.clear_parked(conn, obj.name, gone)
+
+    def _delete_meets_unseen_children(self, obj: ObjectSchema, tables: dict[str, Table], row_uuid: str, sfid: str,
+                                      entries: list[Any], counts: ObjectCounts, run_id: int) -> bool:
+        """A portal delete of a master record cascades in Salesforce over its detail records: those the
+        portal never saw (written here from Salesforce after the delete) make it an edit-vs-delete
+        conflict of the master, decided by the object's record policy and logged. Returns True when
+        Salesforce's side wins and the master is restored locally instead of deleted."""
+        entry = next((e for e in reversed(entries) if e.row_uuid == row_uuid and e.op == "D"), None)
+        if entry is None:
+            return False
+        unseen: list[tuple[ObjectSchema, dict[str, Any]]] = []
+        with self.engine.connect() as conn:
+            for child in getattr(self, "_schemas", {}).values():
+                for f in child.references:
+                    if not f.cascade_delete or obj.name not in f.reference_to or child.name not in tables:
+                        continue
+                    ct = tables[child.name]
+                    for r in conn.execute(select(ct).where(and_(ct.c[f.column] == sfid,
+                                                                ct.c._synced_at > entry.changed_at))):
+                        unseen.append((child, dict(r._mapping)))
+        if not unseen:
+            return False
+        om = self.mapping.objects[obj.name]
+        base = self._decode_base(obj, entry.base) or {}
+        child_values = [{f.name: row.get(f.column) for f in child.fields if f.name not in SYSTEM_FIELDS}
+                        for child, row in unseen]
+        latest = max((row["_synced_at"] for _, row in unseen), default=None)
+        resolution = get_policy(om.conflict_policy).resolve(FieldConflict(
+            obj.name, sfid, None, base, None, base, entry.changed_at, latest))
+        names = ", ".join(sorted({child.name for child, _ in unseen}))
+        with self.engine.begin() as conn:
+            if resolution.winner == "salesforce":
+                self._insert_local(conn, obj, tables, tables[obj.name], {**base, "Id": sfid}, row_uuid=row_uuid)
+                self._log(conn, obj, row_uuid, sfid, [Conflict(
+                    field=None, base=base, local=None, remote=base, local_changed_at=entry.changed_at,
+                    remote_changed_at=latest, policy=om.conflict_policy, winner="salesforce", value=base,
+                    parked=resolution.parked, reason=f"deleted locally while Salesforce added or changed its {names} "
+                    "records the portal had not seen: the delete is undone")], run_id, counts)
+                counts.created_local += 1
+                return True
+            for (child, row), values in zip(unseen, child_values):
+                self._log(conn, child, row["_uuid"], row.get("sfid"), [Conflict(
+                    field=None, base=None, local=None, remote=values, local_changed_at=entry.changed_at,
+                    remote_changed_at=row["_synced_at"], policy=om.conflict_policy, winner="local", value=None,
+                    parked=resolution.parked, reason=f"its {obj.name} was deleted in the portal, which had not seen "
+                    "this record; Salesforce deletes it with its master")], run_id, counts)
+        return False
 
     def _judge_overwrites(self, obj: ObjectSchema, table: Table, rows: dict[str, dict[str, Any]],
                           updates: list[tuple[str, dict[str, Any], dict[str, Any]]], results: list[dict[str, Any]],
@@ -1159,8 +1210,7 @@ def _wire(f: FieldSchema, value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, Decimal):
-        number = _exact_number(f, value)
-        return float(number) if isinstance(number, Decimal) else number
+        return _exact_number(f, value)     # the client writes it as the exact JSON literal
     if isinstance(value, dt.datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
     if isinstance(value, (dt.date, dt.time)):

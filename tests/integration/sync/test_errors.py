@@ -139,3 +139,28 @@ def test_a_value_the_database_cannot_hold_parks_that_record_and_the_run_goes_on(
     assert h.rows("Opportunity", t.c._uuid == bad["_uuid"])[0]["nextstep"] == "x" * 400
     assert h.rows("Opportunity", t.c._uuid == nul["_uuid"])[0]["description"] == "fixed in Salesforce"
     assert [d for d in _dead_letters(h) if d["operation"] in ("pull", "pull-retry")] == []
+
+
+def test_decimals_travel_exactly_and_a_value_salesforce_cannot_hold_is_parked_not_rounded(h):
+    from decimal import Decimal
+
+    h.sync()
+    t = h.tables["Opportunity"]
+    exact, too_big = h.rows("Opportunity")[:2]
+    # 18 digits on PostgreSQL's NUMERIC(18,2); SQLite holds 15 significant digits exactly
+    value = Decimal("1234567890123456.78") if h.database.name == "postgresql" else Decimal("1234567890123.45")
+    h.execute(update(t).where(t.c._uuid == exact["_uuid"]).values(amount=value))
+    if h.database.name == "sqlite":
+        # SQLite stores a whole number this large exactly; Amount (18, 2) holds 16 integer digits
+        h.execute(update(t).where(t.c._uuid == too_big["_uuid"]).values(amount=Decimal("123456789012345678")))
+    report = h.sync("Opportunity")
+    assert h.org.store.fetch("Opportunity", exact["sfid"])["Amount"] == value, "exact in Salesforce"
+    h.tick()
+    h.sync("Opportunity")
+    assert h.rows("Opportunity", t.c._uuid == exact["_uuid"])[0]["amount"] == value, "and not rewritten by the pull"
+    if h.database.name == "sqlite":
+        assert report.status == "parked"
+        letter = next(d for d in _dead_letters(h) if d["record_uuid"] == too_big["_uuid"])
+        assert letter["error_code"] == "NUMBER_OUTSIDE_VALID_RANGE" and letter["fields"] == '["Amount"]'
+        assert "18 digits before the decimal point; the field holds 16" in letter["message"]
+        assert h.org.get("Opportunity", too_big["sfid"])["Amount"] == too_big["amount"], "nothing rounded was sent"

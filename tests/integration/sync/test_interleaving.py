@@ -166,6 +166,27 @@ def test_a_push_that_overwrote_a_salesforce_win_puts_salesforce_s_value_back(h):
     assert h.org.get("Opportunity", row["sfid"])["StageName"] == "Needs Analysis"
 
 
+def test_a_portal_delete_does_not_cascade_over_a_participant_the_portal_never_saw(h):
+    h.sync()
+    opp_t = h.tables["Opportunity"]
+    row = h.rows("Opportunity")[0]
+    h.execute(delete(opp_t).where(opp_t.c._uuid == row["_uuid"]))
+    h.tick(5)
+    account = h.rows("Account")[0]["sfid"]
+    added = h.org.create("Co_Sell_Participant__c", {"Opportunity__c": row["sfid"], "Partner_Account__c": account,
+                                                    "Role__c": "Reseller", "Attribution__c": "Influenced",
+                                                    "Notes__c": "added in Salesforce meanwhile"})
+    h.sync()
+    h.sync()
+    # latest_wins: Salesforce's addition came after the portal's delete, so the deal stays, with it
+    assert h.org.get("Opportunity", row["sfid"])["IsDeleted"] is False
+    assert h.rows("Opportunity", opp_t.c.sfid == row["sfid"]), "restored in the portal"
+    part_t = h.tables["Co_Sell_Participant__c"]
+    assert h.rows("Co_Sell_Participant__c", part_t.c.sfid == added)[0]["notes__c"] == "added in Salesforce meanwhile"
+    entries = _logged(h, row["sfid"], row["_uuid"], None)
+    assert entries and "had not seen" in entries[0]["reason"]
+
+
 # -- the harness ---------------------------------------------------------------------------------
 
 @dataclass
