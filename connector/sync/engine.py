@@ -34,7 +34,8 @@ from connector.sync import capture
 from connector.sync.merge import Conflict, merge_record, values_equal
 from connector.sync.policies import FieldConflict, get_policy
 from connector.sync.state import SyncTables, sync_tables
-from connector.sync.window import ReadWindow, changed_since_soql
+from connector.sync.sources import PollSource
+from connector.sync.window import changed_since_soql
 from connector.sync.ledger import (PULL_OPERATIONS, RETRY_ATTEMPTS, Ledger, encode, gave_up,  # noqa: F401
                                     transient)
 
@@ -269,26 +270,21 @@ class SyncEngine:
             watermark = None if full else self._watermark(conn, obj.name)
         if obj.field("SystemModstamp") is None:
             return counts, None
-        stamp = fields_by_name(obj)["SystemModstamp"]
-        # The window is closed at the watermark and open at the org's time when the query ran (the
-        # Date header of its first page): records stamped in that second or later come next run.
-        soql = self._soql(obj, watermark)
         include_deleted = obj.has_is_deleted and watermark is not None
         # A full read compares Id sets afterwards, unless the table held no synced row before it
         # (a first load): then there is nothing to reconcile and no reason to hold every Id.
         track_ids = watermark is None and self._has_synced_rows(table)
         seen: set[str] = set()
-        window = ReadWindow(watermark, prefetched[1] if prefetched else None)
-        for records in self._remote_pages(obj, soql, include_deleted, prefetched, window):
-            records = window.inside(records, stamp.to_python)
-            watermark_to = window.watermark_after(records, stamp.to_python)
-            self._apply_page(obj, tables, records, counts, run_id, watermark_to)
+        source = PollSource(self.client, obj, watermark, include_deleted=include_deleted, prefetched=prefetched,
+                            read_lag=self.read_lag, bulk_threshold=self.bulk_threshold)
+        for batch in source.batches():
+            self._apply_page(obj, tables, batch.records, counts, run_id, batch.position)
             if track_ids:
-                seen.update(r["Id"] for r in records)
-            counts.pulled += len(records)
+                seen.update(r["Id"] for r in batch.records)
+            counts.pulled += len(batch.records)
             if self.progress:
                 self.progress(obj.name, "pulled", counts.pulled)
-        end = window.end
+        end = source.final_position
         reconcile = track_ids or (watermark is not None and self._reconcile_due(obj, watermark, end))
         if reconcile and watermark is not None:
             # The delete log no longer reaches back (or the object has none): compare Id sets.
@@ -390,11 +386,10 @@ class SyncEngine:
         delete's arrival (milliseconds)."""
         if obj.field("SystemModstamp") is None:
             return
-        soql = self._soql(obj, since)
-        include_deleted = obj.has_is_deleted
-        for _, records in self.client.query_pages(soql, include_deleted=include_deleted):
-            self._apply_page(obj, tables, records, counts, run_id, watermark_to=None)
-            counts.pulled += len(records)
+        source = PollSource(self.client, obj, since, include_deleted=obj.has_is_deleted, bounded=False)
+        for batch in source.batches():
+            self._apply_page(obj, tables, batch.records, counts, run_id, watermark_to=None)
+            counts.pulled += len(batch.records)
 
     def _has_synced_rows(self, table: Table) -> bool:
         with self.engine.connect() as conn:
@@ -409,31 +404,6 @@ class SyncEngine:
             last = conn.execute(select(self.state.state.c.last_full_reconcile).where(
                 self.state.state.c.object_name == obj.name)).scalar()
         return last is None or end - last > RECONCILE_WITHOUT_DELETE_LOG
-
-    def _remote_pages(self, obj: ObjectSchema, soql: str, include_deleted: bool,
-                      prefetched: tuple[dict[str, Any], dt.datetime] | None, window: ReadWindow):
-        """Pages of changed records: REST query pages, or Bulk 2.0 result pages when the first page
-        says the read is large (initial loads, reloads): 10,000 rows a call instead of 2,000."""
-        first = True
-        for total, records in self.client.query_pages(soql, include_deleted=include_deleted,
-                                                      first=prefetched[0] if prefetched else None):
-            window.close(self.client.org_now, self.read_lag)
-            if first and total > self.bulk_threshold:
-                yield from self._bulk_pages(obj, soql, include_deleted)
-                return
-            first = False
-            yield records
-
-    def _bulk_pages(self, obj: ObjectSchema, soql: str, include_deleted: bool):
-        text_types = {"string", "textarea", "picklist", "multipicklist", "combobox", "email", "phone", "url",
-                      "encryptedstring", "id", "reference"}
-        texts = [f.name for f in obj.fields if f.sf_type in text_types]
-        for rows in self.client.bulk_query(obj.name, soql, include_deleted=include_deleted, batch_rows=2000):
-            for row in rows:
-                for name in texts:      # Bulk CSV cannot tell null from empty; Salesforce stores neither
-                    if row.get(name) == "":
-                        row[name] = None
-            yield rows
 
     def _reconcile_absent(self, conn: Connection, obj: ObjectSchema, table: Table, seen: set[str],
                           counts: ObjectCounts) -> None:
