@@ -1,0 +1,329 @@
+"""Nothing lost while both sides keep writing: a portal user editing through SQL and a
+Salesforce user editing through simple-salesforce, at random instants, while `cosell sync`
+(the real CLI, a subprocess per cycle) runs in a loop. On SQLite and PostgreSQL:
+
+- after the writers stop and two more cycles, every mapped field of the records they edited
+  is equal on both sides;
+- every value either writer wrote that the connector later overwrote on the writer's own
+  side had reached the other side first, or is kept in the conflict log.
+
+To tell the two apart the test keeps its own books, outside the connector: every write
+(each value unique, so a value names its write), an audit trigger on the mirrored tables
+logging every value the portal held (the connector's writes included), and a journal of
+every value the org held (the Salesforce user's saves and the connector's alike)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text, update
+from sqlalchemy.exc import OperationalError
+
+from tests.conftest import connect
+from tests.integration.sync.test_convergence import (assert_converged, fast_commits, norm, norm_logged, snapshot,
+                                                     synced_objects, to_wire)
+from tests.integration.sync.test_crash import mapping_with_schema, worker_env
+from tests.integration.sync.test_sync import Harness
+
+OPP, PART = "Opportunity", "Co_Sell_Participant__c"
+# The fields the writers edit, with the portal's column.
+WATCHED = {OPP: {"NextStep": "nextstep", "Description": "description", "Amount": "amount"},
+           PART: {"Notes__c": "notes__c", "Split_Percent__c": "split_percent__c"}}
+DEALS = 3                       # opportunities, each with one participant
+WRITE_FOR = float(os.environ.get("COSELL_WRITERS_SECONDS", "8"))
+PAUSE = (0.03, 0.25)            # seconds between two writes of one writer
+SEED = int(os.environ.get("COSELL_WRITERS_SEED", "0")) or random.SystemRandom().randrange(1, 2**31)
+AUDIT = "writers_audit"
+SIDES = ("portal", "org")
+
+
+# -- the test's books ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Write:
+    side: str                   # "portal" or "org"
+    seq: int                    # order among all writes of both writers
+    obj: str
+    record: int                 # index into Books.records
+    field: str
+    value: Any                  # normalised
+    at: float                   # seconds since the writers started
+
+
+class Books:
+    """What each writer wrote and what each side held, per (record, field), in order."""
+
+    def __init__(self, records: list[tuple[str, str, str]]) -> None:
+        self.records = records                      # (object, sfid, portal uuid)
+        self.by_sfid = {sfid: i for i, (_, sfid, _) in enumerate(records)}
+        self.by_uuid = {uuid: i for i, (_, _, uuid) in enumerate(records)}
+        self.writes: list[Write] = []
+        self.by_value: dict[Any, Write] = {}
+        self.org_held: dict[tuple[int, str], list[Any]] = {}
+        self.lock = threading.Lock()
+        self.counter = itertools.count(1)
+        self.started = time.monotonic()
+
+    def fresh(self, side: str, field: str) -> tuple[int, Any]:
+        """A value nobody wrote before: text tagged with the side, numbers unique by value."""
+        n = next(self.counter)
+        if field == "Amount":
+            return n, Decimal(f"{20000 + n}.{n % 100:02d}")
+        if field == "Split_Percent__c":
+            return n, Decimal(f"{n // 100}.{n % 100:02d}") + 20
+        return n, f"{'P' if side == 'portal' else 'S'}-{n}"
+
+    def wrote(self, side: str, seq: int, record: int, field: str, value: Any) -> None:
+        w = Write(side, seq, self.records[record][0], record, field, norm(value), time.monotonic() - self.started)
+        with self.lock:
+            self.writes.append(w)
+            self.by_value[w.value] = w
+
+    def count(self, side: str) -> int:
+        return sum(1 for w in self.writes if w.side == side)
+
+
+def install_audit(h: Harness) -> None:
+    """Test-only triggers logging every value the portal's rows held in the watched columns, in
+    commit order per row (the row lock orders two writers of one row)."""
+    schema = h.database.schema
+    q = (lambda name: f'"{schema}"."{name}"') if schema else (lambda name: f'"{name}"')
+    with h.database.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"CREATE TABLE {q(AUDIT)} (id BIGSERIAL PRIMARY KEY, object_name TEXT, "
+                              "row_uuid TEXT, field_name TEXT, value TEXT)"))
+        else:
+            conn.execute(text(f"CREATE TABLE {q(AUDIT)} (id INTEGER PRIMARY KEY AUTOINCREMENT, object_name TEXT, "
+                              "row_uuid TEXT, field_name TEXT, value TEXT)"))
+        for obj, columns in WATCHED.items():
+            table = h.schemas[obj].table
+            if conn.dialect.name == "postgresql":
+                checks = "\n".join(
+                    f"  IF NEW.{col} IS DISTINCT FROM OLD.{col} THEN INSERT INTO {q(AUDIT)} "
+                    f"(object_name, row_uuid, field_name, value) VALUES ('{obj}', NEW._uuid, '{name}', "
+                    f"NEW.{col}::text); END IF;" for name, col in columns.items())
+                function = q(f"writers_audit_{table}")
+                conn.execute(text(f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+                                  f"BEGIN\n{checks}\n  RETURN NEW;\nEND\n$$"))
+                conn.execute(text(f'CREATE TRIGGER "writers_audit" AFTER UPDATE ON {q(table)} '
+                                  f"FOR EACH ROW EXECUTE FUNCTION {function}()"))
+            else:
+                for name, col in columns.items():
+                    conn.execute(text(
+                        f'CREATE TRIGGER "writers_audit_{table}_{col}" AFTER UPDATE OF {col} ON "{table}" '
+                        f"WHEN NEW.{col} IS NOT OLD.{col} BEGIN INSERT INTO \"{AUDIT}\" "
+                        f"(object_name, row_uuid, field_name, value) VALUES ('{obj}', NEW._uuid, '{name}', "
+                        f"CAST(NEW.{col} AS TEXT)); END"))
+
+
+def portal_history(h: Harness, books: Books) -> dict[tuple[int, str], list[Any]]:
+    schema = h.database.schema
+    audit = f'"{schema}"."{AUDIT}"' if schema else f'"{AUDIT}"'
+    held: dict[tuple[int, str], list[Any]] = {}
+    with h.database.engine.connect() as conn:
+        rows = conn.execute(text(f"SELECT row_uuid, field_name, value FROM {audit} ORDER BY id")).all()
+    for uuid, field, value in rows:
+        if uuid in books.by_uuid:
+            if value is not None and field in ("Amount", "Split_Percent__c"):
+                value = Decimal(value)
+            held.setdefault((books.by_uuid[uuid], field), []).append(norm(value))
+    return held
+
+
+def journal_org(emulator, books: Books) -> None:
+    """Every save of a watched record, whoever made it (the org writer, the connector), notes the
+    values the record then holds. Test bookkeeping around the in-process store; the org's
+    behaviour is unchanged."""
+    store = emulator.store
+    original = store.update
+
+    def update_and_note(object_name, record_id, values, **kw):
+        with store.lock:
+            original(object_name, record_id, values, **kw)
+            i = books.by_sfid.get(record_id)
+            if i is None:
+                return
+            record = store.get(books.records[i][0], record_id)
+            for name in WATCHED[books.records[i][0]]:
+                seen = books.org_held.setdefault((i, name), [])
+                value = norm(record.get(name))
+                if not seen or seen[-1] != value:
+                    seen.append(value)
+
+    store.update = update_and_note
+
+
+# -- the writers and the sync loop ---------------------------------------------------------------------
+def portal_writer(h: Harness, books: Books, rng: random.Random, stop: threading.Event, errors: list) -> None:
+    try:
+        while not stop.wait(rng.uniform(*PAUSE)):
+            i = rng.randrange(len(books.records))
+            obj, _, uuid = books.records[i]
+            name = rng.choice(sorted(WATCHED[obj]))
+            n, value = books.fresh("portal", name)
+            table = h.tables[obj]
+            for attempt in range(20):       # SQLite: the sync process may hold the write lock a while
+                try:
+                    with h.database.engine.begin() as conn:
+                        conn.execute(update(table).where(table.c._uuid == uuid).values({WATCHED[obj][name]: value}))
+                    break
+                except OperationalError:
+                    if attempt == 19:
+                        raise
+                    time.sleep(0.05)
+            books.wrote("portal", n, i, name, value)
+    except BaseException as exc:      # noqa: BLE001 - reported by the test
+        errors.append(("portal writer", exc))
+
+
+def org_writer(emulator, books: Books, rng: random.Random, stop: threading.Event, errors: list) -> None:
+    try:
+        sf = connect(emulator)
+        while not stop.wait(rng.uniform(*PAUSE)):
+            i = rng.randrange(len(books.records))
+            obj, sfid, _ = books.records[i]
+            name = rng.choice(sorted(WATCHED[obj]))
+            n, value = books.fresh("org", name)
+            getattr(sf, obj).update(sfid, {name: to_wire(value)})
+            books.wrote("org", n, i, name, value)
+    except BaseException as exc:      # noqa: BLE001 - reported by the test
+        errors.append(("org writer", exc))
+
+
+class SyncLoop:
+    """`cosell sync` again and again, each a process of its own, as cron would run it."""
+
+    def __init__(self, env: dict[str, str], cwd) -> None:
+        self.env, self.cwd = env, cwd
+        self.runs: list[tuple[int, str]] = []
+
+    def once(self) -> int:
+        done = subprocess.run([sys.executable, "-m", "connector.cli", "sync"], cwd=self.cwd, env=self.env,
+                              capture_output=True, text=True, timeout=180)
+        self.runs.append((done.returncode, done.stdout + done.stderr))
+        return done.returncode
+
+    def until(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            self.once()
+
+    def failures(self) -> list[str]:
+        return [f"exit {code}:\n{output[-3000:]}" for code, output in self.runs if code != 0]
+
+
+# -- the judgement -----------------------------------------------------------------------------------
+def lost_values(h: Harness, books: Books) -> list[str]:
+    """Every write the connector overwrote on its writer's side, that never reached the other side
+    and is not in the conflict log."""
+    held = {"portal": portal_history(h, books), "org": books.org_held}
+    conflicts = h.conflicts()
+    lost = []
+    for w in books.writes:
+        obj, sfid, uuid = books.records[w.record]
+        mine, theirs = held[w.side].get((w.record, w.field), []), held[_other(w.side)].get((w.record, w.field), [])
+        where = f"{obj} {sfid} {w.field}: the {w.side} wrote {w.value!r} at +{w.at:.2f}s"
+        if w.value not in mine:
+            lost.append(f"{where}, and its own side never held it (the test's books are wrong)")
+            continue
+        after = mine[mine.index(w.value) + 1:]
+        if not after:
+            continue                # still there: convergence judges it
+        nxt = books.by_value.get(after[0])
+        if nxt is not None and nxt.side == w.side and nxt.seq > w.seq:
+            continue                # its own writer replaced it
+        if w.value in theirs:
+            continue                # it reached the other side, which moved on from it
+        schema = h.schemas[obj]
+        logged = {norm_logged(schema, w.field, c[column]) for c in conflicts
+                  if c["object_name"] == obj and c["field_name"] == w.field
+                  and (c["sfid"] == sfid or c["record_uuid"] == uuid) for column in ("local_value", "remote_value")}
+        if w.value in logged:
+            continue
+        by = (f"{after[0]!r}, written by the {nxt.side} at +{nxt.at:.2f}s" if nxt is not None
+              else f"{after[0]!r}, which no writer wrote")
+        lost.append(f"{where}; the connector replaced it there by {by}; the {_other(w.side)} never held it "
+                    f"(it held {theirs}) and the conflict log does not keep it")
+    return lost
+
+
+def _other(side: str) -> str:
+    return "org" if side == "portal" else "portal"
+
+
+# -- the test ----------------------------------------------------------------------------------------
+def test_nothing_is_lost_while_both_sides_keep_writing(emulator, database, tmp_path):
+    print(f"seed {SEED} (COSELL_WRITERS_SEED={SEED} replays the writers' choices; their timing still varies)")
+    rng = random.Random(SEED)
+    mapping_path = mapping_with_schema(database, tmp_path)
+    fast_commits(database)
+    h = Harness(emulator, database, mapping_path)
+    h.engine.run(synced_objects(h))             # mirrored and loaded; the org's clock is left to real time
+    before = snapshot(h)
+    sfids = []
+    for d in range(DEALS):
+        opp = emulator.create(OPP, {"Name": f"Writers deal {d}", "StageName": "Qualification",
+                                    "CloseDate": "2027-03-31", "Amount": 500 + d, "NextStep": "initial",
+                                    "Description": "initial"})
+        part = emulator.create(PART, {"Opportunity__c": opp, "Role__c": "System Integrator",
+                                      "Attribution__c": "Influenced", "Split_Type__c": "Influence",
+                                      "Split_Percent__c": 10, "Notes__c": "initial"})
+        sfids += [(OPP, opp), (PART, part)]
+    loop = SyncLoop(worker_env(emulator, database, mapping_path), tmp_path)
+    time.sleep(1.1)                              # a read never includes the current second
+    assert loop.once() == 0, loop.failures()
+    records = []
+    for obj, sfid in sfids:
+        rows = h.rows(obj, h.tables[obj].c.sfid == sfid)
+        assert rows, f"{obj} {sfid} did not reach the portal"
+        records.append((obj, sfid, rows[0]["_uuid"]))
+    books = Books(records)
+    install_audit(h)
+    journal_org(emulator, books)
+
+    stop, syncing, errors = threading.Event(), threading.Event(), []
+    threads = [threading.Thread(target=portal_writer, args=(h, books, random.Random(rng.random()), stop, errors)),
+               threading.Thread(target=org_writer, args=(emulator, books, random.Random(rng.random()), stop, errors)),
+               threading.Thread(target=loop.until, args=(syncing,))]
+    books.started = time.monotonic()
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(WRITE_FOR)
+    finally:
+        stop.set()
+        threads[0].join(30)
+        threads[1].join(30)
+        syncing.set()
+        threads[2].join(240)
+    during = len(loop.runs) - 1
+    time.sleep(1.1)
+    for _ in range(2):
+        loop.once()
+        time.sleep(1.1)
+
+    assert not errors, f"a writer failed: {errors}"
+    assert not loop.failures(), "a sync run failed:\n" + "\n".join(loop.failures())
+    lost = lost_values(h, books)
+    ours = {uuid for _, _, uuid in books.records} | {sfid for _, sfid, _ in books.records}
+    logged = [c for c in h.conflicts() if c["record_uuid"] in ours or c["sfid"] in ours]
+    print(f"{database.name}: {books.count('portal')} portal writes, {books.count('org')} org writes, "
+          f"{during} sync cycles while writing (+2 after), {len(logged)} conflicts logged, {len(lost)} values lost")
+    try:
+        assert_converged(h, before)
+        diverged = None
+    except AssertionError as exc:
+        diverged = str(exc)
+    assert books.count("portal") >= 20 and books.count("org") >= 20, "the writers barely wrote"
+    assert during >= 2, f"only {during} sync cycles ran while the writers wrote"
+    assert not lost and diverged is None, (
+        f"seed {SEED}: " + (f"the sides differ: {diverged}\n" if diverged else "")
+        + f"{len(lost)} value(s) lost without a trace:\n" + "\n".join(lost))
