@@ -22,17 +22,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from tests.conftest import connect
 from tests.integration.sync.test_convergence import (assert_converged, fast_commits, norm, norm_logged, snapshot,
                                                      synced_objects, to_wire)
-from tests.integration.sync.test_crash import mapping_with_schema, worker_env
+from tests.integration.sync.test_crash import Workers, mapping_with_schema, worker_env
 from tests.integration.sync.test_sync import Harness
 
 OPP, PART = "Opportunity", "Co_Sell_Participant__c"
@@ -67,6 +68,7 @@ class Books:
         self.by_sfid = {sfid: i for i, (_, sfid, _) in enumerate(records)}
         self.by_uuid = {uuid: i for i, (_, _, uuid) in enumerate(records)}
         self.writes: list[Write] = []
+        self.created: list[str] = []                # portal UUIDs of opportunities the portal writer made
         self.by_value: dict[Any, Write] = {}
         self.org_held: dict[tuple[int, str], list[Any]] = {}
         self.lock = threading.Lock()
@@ -163,9 +165,13 @@ def journal_org(emulator, books: Books) -> None:
 
 
 # -- the writers and the sync loop ---------------------------------------------------------------------
-def portal_writer(h: Harness, books: Books, rng: random.Random, stop: threading.Event, errors: list) -> None:
+def portal_writer(h: Harness, books: Books, rng: random.Random, stop: threading.Event, errors: list,
+                  creates: bool = False) -> None:
     try:
         while not stop.wait(rng.uniform(*PAUSE)):
+            if creates and rng.random() < 0.1:
+                portal_create(h, books)
+                continue
             i = rng.randrange(len(books.records))
             obj, _, uuid = books.records[i]
             name = rng.choice(sorted(WATCHED[obj]))
@@ -183,6 +189,17 @@ def portal_writer(h: Harness, books: Books, rng: random.Random, stop: threading.
             books.wrote("portal", n, i, name, value)
     except BaseException as exc:      # noqa: BLE001 - reported by the test
         errors.append(("portal writer", exc))
+
+
+def portal_create(h: Harness, books: Books) -> None:
+    """A new opportunity in the portal: it must reach the org once, however the sync process dies."""
+    n, _ = books.fresh("portal", "Name")
+    table = h.tables[OPP]
+    with h.database.engine.begin() as conn:
+        conn.execute(insert(table).values(name=f"Writers new deal {n}", stagename="Prospecting",
+                                          closedate=dt.date(2027, 6, 30), amount=Decimal(f"{n}.50")))
+        uuid = conn.execute(select(table.c._uuid).where(table.c.name == f"Writers new deal {n}")).scalar_one()
+    books.created.append(uuid)
 
 
 def org_writer(emulator, books: Books, rng: random.Random, stop: threading.Event, errors: list) -> None:
@@ -225,7 +242,7 @@ class SyncLoop:
 
 
 # -- the judgement -----------------------------------------------------------------------------------
-def lost_values(h: Harness, books: Books, loop: SyncLoop) -> list[str]:
+def lost_values(h: Harness, books: Books, loop) -> list[str]:
     """Every write the connector overwrote on its writer's side, that never reached the other side
     and is not in the conflict log."""
     held = {"portal": portal_history(h, books), "org": books.org_held}
@@ -269,10 +286,10 @@ def _other(side: str) -> str:
     return "org" if side == "portal" else "portal"
 
 
-# -- the test ----------------------------------------------------------------------------------------
-def test_nothing_is_lost_while_both_sides_keep_writing(emulator, database, tmp_path):
-    print(f"seed {SEED} (COSELL_WRITERS_SEED picks another; the writers' timing varies anyway)")
-    rng = random.Random(SEED)
+# -- the tests ---------------------------------------------------------------------------------------
+def watched_records(emulator, database, tmp_path, first_cycle) -> tuple[Harness, Books, dict]:
+    """The mirror, three opportunities with a participant each made in the org and synced by
+    `first_cycle()`, and the books open on them."""
     mapping_path = mapping_with_schema(database, tmp_path)
     fast_commits(database)
     h = Harness(emulator, database, mapping_path)
@@ -287,9 +304,8 @@ def test_nothing_is_lost_while_both_sides_keep_writing(emulator, database, tmp_p
                                       "Attribution__c": "Influenced", "Split_Type__c": "Influence",
                                       "Split_Percent__c": 10, "Notes__c": "initial"})
         sfids += [(OPP, opp), (PART, part)]
-    loop = SyncLoop(worker_env(emulator, database, mapping_path), tmp_path)
     time.sleep(1.1)                              # a read never includes the current second
-    assert loop.once() == 0, loop.failures()
+    first_cycle()
     records = []
     for obj, sfid in sfids:
         rows = h.rows(obj, h.tables[obj].c.sfid == sfid)
@@ -298,42 +314,131 @@ def test_nothing_is_lost_while_both_sides_keep_writing(emulator, database, tmp_p
     books = Books(records)
     install_audit(h)
     journal_org(emulator, books)
+    return h, books, before
 
-    stop, syncing, errors = threading.Event(), threading.Event(), []
-    threads = [threading.Thread(target=portal_writer, args=(h, books, random.Random(rng.random()), stop, errors)),
-               threading.Thread(target=org_writer, args=(emulator, books, random.Random(rng.random()), stop, errors)),
-               threading.Thread(target=loop.until, args=(syncing,))]
+
+def write_while(h: Harness, emulator, books: Books, rng: random.Random, sync_thread: threading.Thread,
+                syncing: threading.Event, creates: bool = False) -> None:
+    """Both writers for WRITE_FOR seconds beside the sync thread; returns when all three stopped."""
+    stop, errors = threading.Event(), []
+    threads = [threading.Thread(target=portal_writer,
+                                args=(h, books, random.Random(rng.random()), stop, errors, creates)),
+               threading.Thread(target=org_writer, args=(emulator, books, random.Random(rng.random()), stop, errors))]
     books.started = time.monotonic()
-    for t in threads:
+    for t in (*threads, sync_thread):
         t.start()
     try:
         time.sleep(WRITE_FOR)
     finally:
         stop.set()
-        threads[0].join(30)
-        threads[1].join(30)
+        for t in threads:
+            t.join(30)
         syncing.set()
-        threads[2].join(240)
-    during = len(loop.runs) - 1
-    time.sleep(1.1)
-    for _ in range(2):
-        loop.once()
-        time.sleep(1.1)
-
+        sync_thread.join(240)
     assert not errors, f"a writer failed: {errors}"
-    assert not loop.failures(), "a sync run failed:\n" + "\n".join(loop.failures())
+
+
+def judge(h: Harness, books: Books, loop, before, cycles: int, extra: str = "") -> None:
     lost = lost_values(h, books, loop)
     ours = {uuid for _, _, uuid in books.records} | {sfid for _, sfid, _ in books.records}
     logged = [c for c in h.conflicts() if c["record_uuid"] in ours or c["sfid"] in ours]
-    print(f"{database.name}: {books.count('portal')} portal writes, {books.count('org')} org writes, "
-          f"{during} sync cycles while writing (+2 after), {len(logged)} conflicts logged, {len(lost)} values lost")
+    print(f"{h.database.name}: {books.count('portal')} portal writes, {books.count('org')} org writes, "
+          f"{cycles} sync cycles while writing (+2 after){extra}, {len(logged)} conflicts logged, "
+          f"{len(lost)} values lost")
     try:
         assert_converged(h, before)
         diverged = None
     except AssertionError as exc:
         diverged = str(exc)
     assert books.count("portal") >= 20 and books.count("org") >= 20, "the writers barely wrote"
-    assert during >= 2, f"only {during} sync cycles ran while the writers wrote"
+    assert cycles >= 2, f"only {cycles} sync cycles ran while the writers wrote"
     assert not lost and diverged is None, (
         f"seed {SEED}: " + (f"the sides differ: {diverged}\n" if diverged else "")
         + f"{len(lost)} value(s) lost without a trace:\n" + "\n".join(lost))
+
+
+def test_nothing_is_lost_while_both_sides_keep_writing(emulator, database, tmp_path):
+    print(f"seed {SEED} (COSELL_WRITERS_SEED picks another; the writers' timing varies anyway)")
+    loop = SyncLoop(worker_env(emulator, database, mapping_with_schema(database, tmp_path)), tmp_path)
+
+    def first_cycle():
+        assert loop.once() == 0, loop.failures()
+
+    h, books, before = watched_records(emulator, database, tmp_path, first_cycle)
+    syncing = threading.Event()
+    write_while(h, emulator, books, random.Random(SEED), threading.Thread(target=loop.until, args=(syncing,)),
+                syncing)
+    during = len(loop.runs) - 1
+    for _ in range(2):
+        time.sleep(1.1)
+        loop.once()
+    assert not loop.failures(), "a sync run failed:\n" + "\n".join(loop.failures())
+    judge(h, books, loop, before, during)
+
+
+class KillingLoop:
+    """Sync processes one after another (`sync_worker`, a cycle each), every second one SIGKILLed
+    at a random instant of its cycle, mostly in its last part, where the pushes are."""
+
+    def __init__(self, workers: Workers, rng: random.Random) -> None:
+        self.workers, self.rng = workers, rng
+        self.spans: list[tuple[float, float]] = []
+        self.outcomes: list[str] = []
+        self.one_cycle = 1.0
+
+    def once(self, kill: bool = False) -> str:
+        start = time.monotonic()
+        pid = self.workers.start(cycles=1)
+        if kill:
+            time.sleep(self.one_cycle * self.rng.uniform(0.3, 1.1))
+            outcome = "killed at " + self.workers.kill(pid)
+        else:
+            lines = self.workers.wait(pid)
+            outcome = "finished" if '"status": "succeeded"' in lines[0] else f"finished: {lines[0]}"
+        self.spans.append((start, time.monotonic()))
+        self.outcomes.append(outcome)
+        return outcome
+
+    def until(self, stop: threading.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            self.once(kill=n % 2 == 0)
+            n += 1
+
+
+def test_killed_while_both_sides_write_nothing_is_lost_or_duplicated(emulator, database, tmp_path):
+    """The same writers, and the portal's also creates opportunities now and then; the sync
+    processes are killed with SIGKILL while they work and started again, as a supervisor would."""
+    print(f"seed {SEED} (COSELL_WRITERS_SEED picks another; the writers' timing varies anyway)")
+    rng = random.Random(SEED)
+    workers = Workers(worker_env(emulator, database, mapping_with_schema(database, tmp_path)), tmp_path,
+                      tmp_path / "worker.log")
+    loop = KillingLoop(workers, random.Random(rng.random()))
+    try:
+        def first_cycle():
+            started = time.monotonic()
+            assert loop.once() == "finished", loop.outcomes
+            loop.one_cycle = time.monotonic() - started
+
+        h, books, before = watched_records(emulator, database, tmp_path, first_cycle)
+        syncing = threading.Event()
+        write_while(h, emulator, books, rng, threading.Thread(target=loop.until, args=(syncing,)), syncing,
+                    creates=True)
+        during = len(loop.outcomes) - 1
+        for _ in range(2):
+            time.sleep(1.1)
+            assert loop.once() == "finished", loop.outcomes
+    finally:
+        workers.close()
+    kills = [o for o in loop.outcomes if o.startswith("killed")]
+    mid_run = [o for o in kills if o != "killed at done"]
+    for name in (OPP, PART):
+        ids = Counter(r.get("Portal_Id__c") for r in emulator.records(f"SELECT Id, Portal_Id__c FROM {name}"))
+        twice = {k: n for k, n in ids.items() if k and n > 1}
+        assert not twice, f"{name} created more than once in Salesforce: {twice}"
+    for uuid in books.created:
+        found = emulator.records(f"SELECT Id FROM {OPP} WHERE Portal_Id__c = '{uuid}'")
+        assert len(found) == 1, f"the portal's new opportunity {uuid} is {len(found)} times in the org"
+    assert mid_run, f"no kill landed while a sync process worked: {loop.outcomes}"
+    judge(h, books, loop, before, during,
+          extra=f", {len(kills)} killed ({len(mid_run)} mid-cycle), {len(books.created)} portal creates")
