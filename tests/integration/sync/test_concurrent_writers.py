@@ -71,6 +71,9 @@ class Books:
         self.created: list[str] = []                # portal UUIDs of opportunities the portal writer made
         self.by_value: dict[Any, Write] = {}
         self.org_held: dict[tuple[int, str], list[Any]] = {}
+        self.org_held_at: dict[tuple[int, str], list[float]] = {}   # when the org took each value
+        self.org_reads: list[tuple[float, str]] = []                 # when each query call ended, its text
+        self.raced: list[str] = []
         self.lock = threading.Lock()
         self.counter = itertools.count(1)
         self.started = time.monotonic()
@@ -160,8 +163,25 @@ def journal_org(emulator, books: Books) -> None:
                 value = norm(record.get(name))
                 if not seen or seen[-1] != value:
                     seen.append(value)
+                    books.org_held_at.setdefault((i, name), []).append(time.monotonic() - books.started)
 
     store.update = update_and_note
+    handle = emulator.api.handle
+
+    def handle_and_note(req):
+        response = handle(req)
+        if req.path.startswith(("/query", "/composite")) and req.method in ("GET", "POST"):
+            books.org_reads.append((time.monotonic() - books.started,
+                                    (req.param("q") or req.body.decode(errors="replace")).lower()))
+        return response
+
+    emulator.api.handle = handle_and_note
+
+
+def last_read_before(books: Books, obj: str, at: float) -> float | None:
+    """When the connector's last query of `obj` that ended before `at` ended."""
+    reads = [t for t, q in books.org_reads if t < at and f"from {obj.lower()}" in q]
+    return reads[-1] if reads else None
 
 
 # -- the writers and the sync loop ---------------------------------------------------------------------
@@ -274,6 +294,18 @@ def lost_values(h: Harness, books: Books, loop) -> list[str]:
         entries = [(c["local_value"], c["remote_value"], c["winner"]) for c in conflicts
                    if c["object_name"] == obj and c["field_name"] == w.field
                    and (c["sfid"] == sfid or c["record_uuid"] == uuid)]
+        if w.side == "org":
+            times = books.org_held_at[(w.record, w.field)]
+            took, replaced = times[len(mine) - len(after) - 1], times[len(mine) - len(after)]
+            read = last_read_before(books, obj, replaced)
+            by += (f", which reached the org at +{replaced:.3f}s (the org took {w.value!r} at +{took:.3f}s; "
+                   f"the connector's last read of {obj} before its write ended at "
+                   + (f"+{read:.3f}s)" if read is not None else "never)"))
+            if read is not None and took > read:
+                # The window the engine documents (SyncEngine._catch_up): between its last read and its
+                # write's arrival, no REST write of Salesforce can be made conditional. Counted, shown.
+                books.raced.append(f"{where}; the connector replaced it there by {by}")
+                continue
         runs = ", ".join(f"{a - books.started:+.2f}..{b - books.started:+.2f}s" for a, b in loop.spans
                          if b >= books.started)
         lost.append(f"{where}; the connector replaced it there by {by}; the {_other(w.side)} never held it; "
@@ -319,12 +351,12 @@ def watched_records(emulator, database, tmp_path, first_cycle) -> tuple[Harness,
 
 def write_while(h: Harness, emulator, books: Books, rng: random.Random, sync_thread: threading.Thread,
                 syncing: threading.Event, creates: bool = False) -> None:
-    """Both writers for WRITE_FOR seconds beside the sync thread; returns when all three stopped."""
+    """Both writers for WRITE_FOR seconds beside the sync thread; returns when all three stopped.
+    (Times in the books count from when they were opened.)"""
     stop, errors = threading.Event(), []
     threads = [threading.Thread(target=portal_writer,
                                 args=(h, books, random.Random(rng.random()), stop, errors, creates)),
                threading.Thread(target=org_writer, args=(emulator, books, random.Random(rng.random()), stop, errors))]
-    books.started = time.monotonic()
     for t in (*threads, sync_thread):
         t.start()
     try:
@@ -344,7 +376,9 @@ def judge(h: Harness, books: Books, loop, before, cycles: int, extra: str = "") 
     logged = [c for c in h.conflicts() if c["record_uuid"] in ours or c["sfid"] in ours]
     print(f"{h.database.name}: {books.count('portal')} portal writes, {books.count('org')} org writes, "
           f"{cycles} sync cycles while writing (+2 after){extra}, {len(logged)} conflicts logged, "
-          f"{len(lost)} values lost")
+          f"{len(lost)} values lost" + (f", {len(books.raced)} org values lost to a push in flight "
+                                        f"(saved after the connector's last read):\n  " + "\n  ".join(books.raced)
+                                        if books.raced else ""))
     try:
         assert_converged(h, before)
         diverged = None
