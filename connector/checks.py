@@ -12,6 +12,7 @@ from sqlalchemy import text
 from connector.bootstrap import Connector
 from connector.errors import ConnectorError
 from connector.salesforce.client import NOT_MODIFIED
+from connector.sync.engine import SYSTEM_FIELDS as _SYSTEM_FIELDS
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,18 @@ def _mapping_checks(connector: Connector) -> list[Check]:
                 ext = fields.get(mapping.external_id.lower())
                 if ext is None or not ext.get("externalId"):
                     problems.append(f"{mapping.external_id} is not an external-ID field")
-        out.append(Check(f"object {name}", not problems, "; ".join(problems) or
-                         f"{mapping.direction}, {len(body['fields'])} fields visible",
+        detail = f"{mapping.direction}, {len(body['fields'])} fields visible"
+        if mapping.direction == "read_write":
+            # Said up front: a portal edit to one of these is parked at sync (FIELD_NOT_UPDATEABLE).
+            locked = sorted(f["name"] for f in body["fields"] if not f.get("updateable") and not f.get("calculated")
+                            and not f.get("autoNumber") and f["name"] not in _SYSTEM_FIELDS
+                            and (not mapping.fields.include or f["name"].lower() in
+                                 {i.lower() for i in mapping.fields.include})
+                            and f["name"].lower() not in {e.lower() for e in mapping.fields.exclude or []})
+            if locked:
+                detail += (f"; the user cannot update {', '.join(locked)}: portal edits to them are parked, "
+                           "not sent")
+        out.append(Check(f"object {name}", not problems, "; ".join(problems) or detail,
                          "fix the permission set of the integration user, or the mapping" if problems else ""))
     return out
 

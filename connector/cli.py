@@ -231,6 +231,13 @@ def mirror(
             _fail(exc)
         console.print("Change capture is on for the read-write tables: portal writes reach Salesforce at the "
                       "next `cosell sync`.")
+        # A record Salesforce refused may have been refused for the schema this plan just fixed.
+        changed = sorted({c.object_name for c in plan.pending} & set(synced))
+        for name in changed:
+            queued = connector.sync.retry_parked(name)
+            if queued:
+                console.print(f"{queued} parked {name} record(s) will be sent again at the next sync: "
+                              "the object's schema changed")
     if load:
         # Read-only objects are copied here. Read-write objects are loaded by the sync: it records the
         # values both sides agree on (the merge's base) and its writes are never mistaken for portal
@@ -343,6 +350,10 @@ def sync(
                       str(c.parked) + (f" ({c.waiting} waiting)" if c.waiting else ""))
     console.print(table)
     console.print(f"API calls: {result.api_calls}")
+    if result.retrying:
+        console.print(f"[yellow]{result.retrying} record(s) will be sent again[/yellow]: Salesforce refused them for "
+                      "a passing reason (e.g. UNABLE_TO_LOCK_ROW); later runs retry them, with a growing wait, "
+                      "and park them if they keep failing.")
     if result.error:
         console.print(f"[red]{result.error}[/red]")
         raise typer.Exit(2)

@@ -90,7 +90,7 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
 
         step("The partner edits the deal while the channel manager reviews it",
              "While a registration is under review, partner edits to its locked fields wait.")
-        tables = connector.sync._tables(connector.sync.mirror.schemas())
+        tables = connector.sync.tables(connector.sync.mirror.schemas())
         reg_table = tables["Deal_Registration__c"]
         with connector.engine.begin() as conn:
             conn.execute(update(reg_table).where(reg_table.c._uuid == deal.registration)

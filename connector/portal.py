@@ -54,7 +54,7 @@ class Portal:
         role_field = schemas["Co_Sell_Participant__c"].field("Role__c") if "Co_Sell_Participant__c" in schemas \
             else None
         roles = RoleSet.from_picklist([p.value for p in role_field.picklist]) if role_field else None
-        return cls(sync.engine, sync._tables(schemas), roles)
+        return cls(sync.engine, sync.tables(schemas), roles)
 
     def _require_role(self, role: str) -> None:
         try:

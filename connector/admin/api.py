@@ -347,7 +347,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
             value = f.to_python(raw)
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise HTTPException(422, f"not a valid {f.sf_type} for {row.field_name}: {exc}") from None
-        table = sync._tables({obj.name: obj})[obj.name]
+        table = sync.tables({obj.name: obj})[obj.name]
         now = dt.datetime.now(UTC)
         with connector.engine.begin() as conn:
             # A plain update (no _sync_version bump): the capture trigger logs it as a local change.
@@ -425,7 +425,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
             def before(engine) -> None:   # queue the records as local changes, under the lock
                 with connector.engine.begin() as conn:
                     for name, row_uuid in located.values():
-                        engine._mark_dirty(conn, name, row_uuid)
+                        engine.queue_for_push(conn, name, row_uuid)
         try:
             ticket = runner.start(objects, full=body.mode == "full", before=before)
         except LockBusy as exc:
@@ -467,7 +467,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
         family("cosell_watermark_timestamp_seconds", "gauge", "Where the next read of Salesforce changes starts.",
                [({"object": n}, marks[n].timestamp()) for n in names if marks.get(n)])
         family("cosell_runs_total", "counter", "Sync runs by final status.",
-               [({"status": s}, runs.get(s, 0)) for s in ("running", "succeeded", "parked", "failed", "stopped")])
+               [({"status": s}, runs.get(s, 0)) for s in ("running", "succeeded", "retrying", "parked", "failed", "stopped")])
         family("cosell_last_run_end_timestamp_seconds", "gauge", "End of the latest sync run.",
                [({}, last_end.timestamp())] if last_end else [])
         family("cosell_open_conflicts", "gauge", "Conflicts held for an admin and not yet resolved.",
@@ -494,7 +494,7 @@ def _jsonable(value: Any) -> Any:
 def _locate(connector, sync, record_ids: list[str]) -> dict[str, tuple[str, str]]:
     """Salesforce Id -> (object, local row UUID), through the mirrored tables."""
     schemas = connector.mirror.schemas()
-    tables = sync._tables(schemas)
+    tables = sync.tables(schemas)
     found: dict[str, tuple[str, str]] = {}
     wanted = [r for r in record_ids if isinstance(r, str) and len(r) in (15, 18)]
     by_prefix: dict[str, list[str]] = {}

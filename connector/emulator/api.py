@@ -17,8 +17,11 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import simplejson
 
 from connector.emulator import ids
 from connector.emulator.orgdef import OrgDef
@@ -48,7 +51,7 @@ class Response:
             return b""
         if isinstance(self.body, bytes):
             return self.body
-        return json.dumps(self.body, separators=(",", ":")).encode("utf-8")
+        return _dumps(self.body)
 
 
 def error(status: int, code: str, message: str, fields: list[str] | None = None) -> Response:
@@ -79,7 +82,7 @@ class Request:
         if not self.body:
             return None
         try:
-            return json.loads(self.body)
+            return json.loads(self.body, parse_float=Decimal)
         except ValueError as exc:
             raise ApiError(error(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}")) from exc
 
@@ -135,6 +138,9 @@ class OrgApi:
         self.store = store
         self.org: OrgDef = store.org
         self._login_url = login_url
+        # Per-record errors the next collection items answer with, not applying them (see
+        # Emulator.fail_next_records): a busy org refuses single records inside a 200-record call.
+        self.record_faults: list[tuple[str, str]] = []
         self._cursors: dict[str, _Cursor] = {}
         self._cursor_ids = itertools.count(1)
         self._jobs: dict[str, BulkJob] = {}
@@ -525,6 +531,9 @@ class OrgApi:
         type_name = object_name or (item.get("attributes") or {}).get("type")
         if not type_name or self.org.get_object(type_name) is None:
             return failed(SaveError("INVALID_TYPE", f"sObject type '{type_name}' is not supported"))
+        if self.record_faults:
+            code, message = self.record_faults.pop(0)
+            return failed(SaveError(code, message), values.get("Id"))
         try:
             with self.store.atomic():
                 if op == "create":
@@ -683,7 +692,7 @@ class OrgApi:
             return error(400, "INVALID_URL", f"Invalid subrequest URL: {url}")
         sub = Request(method=method.upper(), path=m.group(2) or "/", version=m.group(1),
                       query=parse_qs(parsed.query), headers={k.lower(): v for k, v in headers.items()},
-                      body=json.dumps(payload).encode() if payload is not None else b"")
+                      body=_dumps(payload) if payload is not None else b"")
         if sub.path.startswith("/composite") and sub.path.rstrip("/") in ("/composite", "/composite/batch"):
             return error(400, "INVALID_URL", "Composite requests cannot be nested")
         return self.handle(sub)
@@ -784,9 +793,16 @@ class OrgApi:
                         content_type="text/csv")
 
 
+def _dumps(body: Any) -> bytes:
+    """JSON as the org writes it: a Decimal is the exact number literal it holds, never a float."""
+    return simplejson.dumps(body, use_decimal=True, separators=(",", ":")).encode("utf-8")
+
+
 def _csv_value(value: Any) -> Any:
     if value is None:
         return "\x00"
+    if value.__class__ is Decimal:
+        return format(value, "f")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str) and len(value) == 28 and value.endswith("+0000") and value[10] == "T":

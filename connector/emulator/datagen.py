@@ -16,6 +16,7 @@ import re
 from array import array
 from collections import deque
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from random import Random
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -420,7 +421,7 @@ def _rule_item(field: str, operation: str, value: str | None) -> Predicate:
 
             def equals(r: dict[str, Any]) -> bool:
                 v = r.get(name)
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
                     return float(v) in number_set
                 return v is not None and str(v).lower() in lowered
         else:
@@ -438,7 +439,7 @@ def _rule_item(field: str, operation: str, value: str | None) -> Predicate:
             v = r.get(name)
             if v is None:
                 return False
-            if number is not None and isinstance(v, (int, float)) and not isinstance(v, bool):
+            if number is not None and isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
                 return op(v, number)
             return op(str(v).lower(), text)
         return compare

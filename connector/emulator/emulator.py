@@ -156,6 +156,12 @@ class Emulator:
             if used is not None:
                 self.api.api_used = used
 
+    def fail_next_records(self, n: int = 1, *, code: str = "UNABLE_TO_LOCK_ROW",
+                          message: str = "unable to obtain exclusive access to this record") -> None:
+        """Make the next `n` records of collection writes fail one by one with `code`, unapplied, while
+        the call itself answers 200 (the way a busy org refuses single records of a batch)."""
+        self.api.record_faults.extend([(code, message)] * n)
+
     def expire_sessions(self) -> int:
         return self.auth.expire_all()
 

@@ -16,11 +16,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from connector.emulator import ids
 from connector.emulator.orgdef import (FieldDef, ObjectDef, OrgDef, PicklistValue, TEXT_TYPES)
-from connector.emulator.values import CoercionError, coerce, wire_datetime
+from connector.emulator.values import DECIMAL_TYPES, CoercionError, coerce, exact_decimal, wire_datetime
 
 DELETE_LOG_RETENTION = dt.timedelta(days=15)
 _TERRITORY_RULE_OBJECTS = frozenset({"Territory2Model", "ObjectTerritory2AssignmentRule",
@@ -425,7 +426,7 @@ class Store:
         if fdef.type == "reference":
             return self._check_reference(fdef, value)
         stored = coerce(fdef.type, value, field=fdef.name, label=fdef.label_text, length=fdef.length,
-                        scale=fdef.scale)
+                        precision=fdef.precision, scale=fdef.scale)
         if stored is not None and fdef.type in ("picklist", "multipicklist") and fdef.restricted:
             allowed = {v.lower() for v in fdef.active_values()}
             chosen = stored.split(";") if fdef.type == "multipicklist" else [stored]
@@ -467,7 +468,8 @@ class Store:
             elif f.type == "boolean" and f.name != "IsDeleted":
                 record[f.name] = bool(f.default_value) if f.default_value is not None else False
             elif f.default_value is not None and f.createable:
-                record[f.name] = f.default_value
+                record[f.name] = (exact_decimal(f.default_value, f.scale) if f.type in DECIMAL_TYPES
+                                  else f.default_value)
             elif f.auto_number:
                 n = self._autonumber.get(obj.name, 0) + 1
                 self._autonumber[obj.name] = n
@@ -566,7 +568,13 @@ class Store:
             table = self._records[obj.name]
             has_unique = any(o == obj.name for o, _ in self._unique)
             assign = obj.name == "Account" and self.org.features.territory_management
+            # Generators compute in floats; the org holds decimals at the field's scale.
+            decimals = [(f.name, f.scale) for f in obj.fields if f.type in DECIMAL_TYPES]
             for record in records:
+                for name, scale in decimals:
+                    value = record.get(name)
+                    if value is not None and value.__class__ is not Decimal:
+                        record[name] = exact_decimal(value, scale)
                 self._apply_defaults(obj, record)
                 self._stamp(obj, record, record.get("SystemModstamp") or now, creating=True)
                 table[record["Id"]] = record
@@ -596,7 +604,8 @@ class Store:
                             raise ValueError(f"seed record of {obj.name} names unknown field {key}")
                         record[fdef.name] = (value if fdef.type == "reference" else
                                              coerce(fdef.type, value, field=fdef.name, label=fdef.label_text,
-                                                    length=fdef.length, scale=fdef.scale))
+                                                    length=fdef.length, precision=fdef.precision,
+                                                    scale=fdef.scale))
                     record["Id"] = self.new_id(obj.name)
                     if ref:
                         self._refs[ref] = record["Id"]

@@ -2,19 +2,24 @@
 numbers, and how it reads what a client sends for a field of a given type.
 
 Records in the emulator hold wire values, so what is stored is exactly what a
-real org would return; coercion errors carry the real error codes."""
+real org would return; coercion errors carry the real error codes. Currency,
+percent and double values are Decimals (never floats), as exact as the field's
+precision allows."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 UTC = dt.timezone.utc
 _DATETIME_IN = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})?$")
 _DATE_IN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DECIMAL_TYPES = frozenset({"double", "currency", "percent"})
+DEFAULT_PRECISION = 18
+_STEPS = [Decimal(1).scaleb(-n) for n in range(0, 41)]
 
 
 def wire_datetime(value: dt.datetime) -> str:
@@ -69,7 +74,8 @@ def _json_error(value: Any, kind: str) -> CoercionError:
                          "be missing a required field", [])
 
 
-def coerce(ftype: str, value: Any, *, field: str, label: str, length: int = 0, scale: int = 0) -> Any:
+def coerce(ftype: str, value: Any, *, field: str, label: str, length: int = 0, precision: int = 0,
+           scale: int = 0) -> Any:
     """The stored wire value for `value` sent for a field of type `ftype`, or CoercionError."""
     if value is None:
         return None
@@ -94,15 +100,17 @@ def coerce(ftype: str, value: Any, *, field: str, label: str, length: int = 0, s
         raise _json_error(value, "boolean")
     if ftype in ("int", "long"):
         number = _number(value, "int")
-        if isinstance(number, float) and not number.is_integer():
+        if number != number.to_integral_value():
             raise _json_error(value, "int")
         return int(number)
-    if ftype in ("double", "currency", "percent"):
+    if ftype in DECIMAL_TYPES:
         number = _number(value, "double")
-        if math.isnan(number) or math.isinf(number):
-            raise _json_error(value, "double")
-        rounded = round(float(number), scale)
-        return int(rounded) if scale == 0 else rounded
+        stored = exact_decimal(number, scale)
+        if abs(stored) >= _STEPS[0].scaleb((precision or DEFAULT_PRECISION) - scale):
+            raise CoercionError("NUMBER_OUTSIDE_VALID_RANGE",
+                                f"{label}: value outside of valid range on numeric field: {format(number, 'f')}",
+                                [field])
+        return stored
     if ftype == "date":
         if not isinstance(value, str):
             raise _json_error(value, "date")
@@ -129,14 +137,35 @@ def coerce(ftype: str, value: Any, *, field: str, label: str, length: int = 0, s
     return value
 
 
-def _number(value: Any, kind: str) -> float | int:
+def exact_decimal(number: Decimal | float | int, scale: int) -> Decimal:
+    """`number` as the org stores it: a Decimal with no more than `scale` decimals (extra ones are
+    rounded half up, as Salesforce rounds them) and no exponent above zero. A float is taken at its
+    shortest repr, so 0.1 is 0.1 and not the binary fraction nearest to it."""
+    if not isinstance(number, Decimal):
+        number = Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
+    exponent = number.as_tuple().exponent
+    if exponent < -scale:
+        return number.quantize(_STEPS[scale], rounding=ROUND_HALF_UP)
+    if exponent > 0:
+        return number.quantize(_STEPS[0])
+    return number
+
+
+def _number(value: Any, kind: str) -> Decimal:
+    """A JSON number or numeric string as an exact Decimal, or the org's JSON_PARSER_ERROR."""
     if isinstance(value, bool):
         raise _json_error(value, kind)
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        try:
-            return float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            pass
-    raise _json_error(value, kind)
+    try:
+        if isinstance(value, Decimal):
+            number = value
+        elif isinstance(value, float):
+            number = Decimal(repr(value))
+        elif isinstance(value, (int, str)):
+            number = Decimal(value.strip() if isinstance(value, str) else value)
+        else:
+            raise _json_error(value, kind)
+    except InvalidOperation:
+        raise _json_error(value, kind) from None
+    if not number.is_finite():
+        raise _json_error(value, kind)
+    return number

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote_plus
 
 import requests
+import simplejson
 from simple_salesforce import Salesforce
 from simple_salesforce import exceptions as sfx
 from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential,
@@ -258,7 +259,7 @@ class SalesforceClient:
                     sub["httpHeaders"] = {"If-Modified-Since": _http_date(since)}
                 subrequests.append(sub)
             body = {"allOrNone": False, "compositeRequest": subrequests}
-            response = self.call(lambda sf: sf.restful("composite", method="POST", json=body),
+            response = self.call(lambda sf: sf.restful("composite", method="POST", **json_body(body)),
                                  what=f"describe {', '.join(chunk)}")
             for name, item in zip(chunk, response["compositeResponse"]):
                 status = item["httpStatusCode"]
@@ -351,7 +352,7 @@ class SalesforceClient:
                 {"method": "GET", "referenceId": f"q{i}",
                  "url": f"/services/data/v{version}/{'queryAll' if deleted else 'query'}?q={quote_plus(soql)}"}
                 for i, (soql, deleted) in enumerate(chunk)]}
-            response = self.call(lambda sf, b=body: sf.restful("composite", method="POST", json=b),
+            response = self.call(lambda sf, b=body: sf.restful("composite", method="POST", **json_body(b)),
                                  what=f"{len(chunk)} queries")
             for item in response["compositeResponse"]:
                 status = item["httpStatusCode"]
@@ -374,18 +375,55 @@ class SalesforceClient:
         results: list[dict[str, Any]] = []
         for start in range(0, len(records), COLLECTION_SIZE):
             chunk = [{"attributes": {"type": object_name}, **r} for r in records[start:start + COLLECTION_SIZE]]
-            body = {"allOrNone": False, "records": chunk}
+            body = json_body({"allOrNone": False, "records": chunk})
             if operation == "create":
-                call = lambda sf, b=body: sf.restful("composite/sobjects", method="POST", json=b)  # noqa: E731
+                call = lambda sf, b=body: sf.restful("composite/sobjects", method="POST", **b)  # noqa: E731
             elif operation == "update":
-                call = lambda sf, b=body: sf.restful("composite/sobjects", method="PATCH", json=b)  # noqa: E731
+                call = lambda sf, b=body: sf.restful("composite/sobjects", method="PATCH", **b)  # noqa: E731
             elif operation == "upsert":
                 path = f"composite/sobjects/{object_name}/{external_id}"
-                call = lambda sf, b=body, p=path: sf.restful(p, method="PATCH", json=b)  # noqa: E731
+                call = lambda sf, b=body, p=path: sf.restful(p, method="PATCH", **b)  # noqa: E731
             else:
                 raise ValueError(f"unknown save operation {operation!r}; choose create, update or upsert")
             results.extend(self.call(call, what=f"{operation} {len(chunk)} {object_name}"))
         return results
+
+    def update_reading_first(self, object_name: str, records: list[dict[str, Any]], fields: list[str]
+                             ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Update records (each with its Id) through sObject Collections inside a composite call whose
+        first subrequest reads `fields` of the same records: Salesforce runs the two one after the other,
+        so the read shows each record exactly as the update found it. One call per 200 records, as a
+        plain collections update. Returns the per-record results, in order, and the records read, by Id
+        (a record deleted meanwhile is absent)."""
+        results: list[dict[str, Any]] = []
+        before: dict[str, dict[str, Any]] = {}
+        version = self.settings.api_version
+        for start in range(0, len(records), COLLECTION_SIZE):
+            chunk = records[start:start + COLLECTION_SIZE]
+            ids = ", ".join("'" + str(r["Id"]).replace("'", "") + "'" for r in chunk)
+            soql = f"SELECT {', '.join(dict.fromkeys(['Id', *fields]))} FROM {object_name} WHERE Id IN ({ids})"
+            body = {"allOrNone": False, "compositeRequest": [
+                {"method": "GET", "referenceId": "before",
+                 "url": f"/services/data/v{version}/query?q={quote_plus(soql)}"},
+                {"method": "PATCH", "referenceId": "save", "url": f"/services/data/v{version}/composite/sobjects",
+                 "body": {"allOrNone": False,
+                          "records": [{"attributes": {"type": object_name}, **r} for r in chunk]}}]}
+            response = self.call(lambda sf, b=body: sf.restful("composite", method="POST", **json_body(b)),
+                                 what=f"read and update {len(chunk)} {object_name}")
+            read, save = response["compositeResponse"]
+            if save["httpStatusCode"] >= 400:
+                code = _error_code(save["body"])
+                kind = (TransientApiError if save["httpStatusCode"] >= 500 or code in TRANSIENT_ERROR_CODES
+                        else PermanentApiError)
+                raise kind(_error_message(save["body"]), status=save["httpStatusCode"], error_code=code)
+            if read["httpStatusCode"] == 200:
+                for record in read["body"]["records"]:
+                    record.pop("attributes", None)
+                    before[record["Id"]] = record
+            else:   # the update went through; without the read, the next pull's merge is all there is
+                log.warning("reading %s before its update failed: %s", object_name, _error_message(read["body"]))
+            results.extend(save["body"])
+        return results, before
 
     def delete(self, ids: list[str]) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
@@ -394,6 +432,14 @@ class SalesforceClient:
             results.extend(self.call(lambda sf, p=params: sf.restful("composite/sobjects", method="DELETE",
                                                                        params=p), what=f"delete {len(ids)}"))
         return results
+
+
+def json_body(body: Any) -> dict[str, Any]:
+    """Request keyword arguments that send `body` as JSON with every Decimal written as the exact
+    number literal it holds. requests' own `json=` uses whichever json module it finds, and the
+    standard one cannot write a Decimal at all; a float would turn 1234567890123456.78 into ...456.8."""
+    return {"data": simplejson.dumps(body, use_decimal=True, separators=(",", ":")).encode("utf-8"),
+            "headers": {"Content-Type": "application/json"}}
 
 
 def _get_json(session: requests.Session, url: str, token: str) -> Any:

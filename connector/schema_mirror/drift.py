@@ -5,26 +5,30 @@ Additive changes (new table, new column, longer text, wider precision, new
 picklist values) are applied and keep all data. Nothing is dropped on its own: a
 field or object that went away is marked retired and left in place unless the
 admin allows drops. On SQLite, column changes SQLite cannot ALTER go through
-Alembic's batch mode, which copies the table safely."""
+Alembic's batch mode, which copies the table safely. Money and number columns an
+older version created on SQLite as text are converted to numeric columns, every
+value checked to read back exactly first."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import MetaData, Table, delete, inspect, select
+from sqlalchemy import MetaData, String, Table, bindparam, delete, inspect, select
+from sqlalchemy import column as sql_column, table as sql_table
 from sqlalchemy.engine import Connection
 
 from connector.schema_mirror.model import FieldSchema, ObjectSchema
 from connector.schema_mirror.tables import bookkeeping_columns, field_column, field_indexes, meta_tables, object_table
-from connector.schema_mirror.types import column_type
+from connector.schema_mirror.types import as_decimal, column_type, sqlite_number
 
-ChangeKind = Literal["create_table", "add_column", "widen_column", "restore_column", "retire_column",
-                     "drop_column", "retire_table", "restore_table", "drop_table", "picklist_values",
+ChangeKind = Literal["create_table", "add_column", "widen_column", "convert_column", "restore_column",
+                     "retire_column", "drop_column", "retire_table", "restore_table", "drop_table", "picklist_values",
                      "keep_wider", "type_conflict"]
 _TEXT_FAMILY = frozenset({"id", "reference", "string", "textarea", "picklist", "multipicklist", "combobox",
                           "email", "phone", "url", "encryptedstring"})
@@ -58,6 +62,7 @@ class StoredField:
     scale: int
     digits: int
     retired: bool
+    text_number: bool = False  # a number column an older version created as text on SQLite
 
 
 @dataclass
@@ -89,7 +94,21 @@ def read_current(conn: Connection, *, schema: str | None = None, prefix: str = "
     for row in conn.execute(select(meta["picklist_values"]).order_by(meta["picklist_values"].c.sort_order)):
         if row.object_name in out:
             out[row.object_name].picklists.setdefault(row.field_name, []).append((row.value, bool(row.active)))
+    if conn.dialect.name == "sqlite":
+        _find_text_numbers(conn, out, schema)
     return out
+
+
+def _find_text_numbers(conn: Connection, objects: dict[str, StoredObject], schema: str | None) -> None:
+    """Mark money and number columns declared as text (versions before numeric SQLite storage)."""
+    inspector = inspect(conn)
+    for stored in objects.values():
+        numbers = {f.column: f for f in stored.fields.values() if f.sf_type in _DECIMAL_FAMILY and not f.retired}
+        if stored.retired or not numbers or not inspector.has_table(stored.table, schema=schema):
+            continue
+        for column in inspector.get_columns(stored.table, schema=schema):
+            if column["name"] in numbers and isinstance(column["type"], String):
+                numbers[column["name"]].text_number = True
 
 
 def plan(desired: list[ObjectSchema], current: dict[str, StoredObject], *, allow_drop: bool = False,
@@ -154,6 +173,10 @@ def _type_change(object_name: str, f: FieldSchema, old: StoredField) -> list[Cha
                                                                 "column kept wider, no data truncated")]
     if f.sf_type in _DECIMAL_FAMILY:
         int_old, int_new = old.precision - old.scale, f.precision - f.scale
+        if old.text_number:
+            wider = _widened(f, old)
+            return [Change("convert_column", object_name, f.name,
+                           f"text -> NUMERIC({wider.precision},{wider.scale}); values converted to numbers")]
         if int_new > int_old or f.scale > old.scale:
             return [Change("widen_column", object_name, f.name,
                            f"precision {old.precision},{old.scale} -> {max(int_new, int_old) + max(f.scale, old.scale)},"
@@ -209,6 +232,10 @@ def apply(conn: Connection, desired: list[ObjectSchema], current: dict[str, Stor
             else:
                 ops.alter_column(obj.table, old.column, type_=column_type(wider), existing_type=old_type,
                                  schema=schema)
+        elif change.kind == "convert_column":
+            f = obj.field(change.field_name)
+            old = current[obj.name].fields[f.name]
+            _convert_text_numbers(conn, ops, obj.table, old.column, _widened(f, old), schema)
         elif change.kind == "drop_column":
             column = current[change.object_name].fields[change.field_name].column
             table = current[change.object_name].table
@@ -225,6 +252,30 @@ def apply(conn: Connection, desired: list[ObjectSchema], current: dict[str, Stor
     _record(conn, meta, desired, current, changes, describes or {}, now)
     for obj in desired:
         ensure_bookkeeping(conn, ops, obj, schema)
+
+
+def _convert_text_numbers(conn: Connection, ops: Operations, table_name: str, column: str, f: FieldSchema,
+                          schema: str | None) -> None:
+    """Turn a text column of numbers into a numeric one (SQLite only), every value converted in
+    Python first so that one SQLite would round stops the change instead of losing digits."""
+    table = Table(table_name, MetaData(schema=schema), autoload_with=conn)
+    key, text = table.c["_id"], table.c[column]
+    converted = []
+    for row_id, value in conn.execute(select(key, text).where(text.is_not(None))):
+        try:
+            number = as_decimal(value.strip() if isinstance(value, str) else value)
+            converted.append({"row_id": row_id, "number": sqlite_number(number.quantize(
+                Decimal(1).scaleb(-f.scale)), f.scale)})
+        except (ArithmeticError, ValueError) as exc:
+            raise ValueError(f"{table_name}.{column} row {row_id}: cannot convert {value!r} to a number: "
+                             f"{exc}") from None
+    with ops.batch_alter_table(table_name, schema=schema) as batch:
+        batch.alter_column(column, type_=column_type(f), existing_type=text.type)
+    if converted:
+        # Untyped columns, so the ints and floats go to SQLite as they are (no float() on the way).
+        plain = sql_table(table_name, sql_column("_id"), sql_column(column), schema=schema)
+        conn.execute(plain.update().where(plain.c["_id"] == bindparam("row_id"))
+                     .values({column: bindparam("number")}), converted)
 
 
 def ensure_bookkeeping(conn: Connection, ops: Operations, obj: ObjectSchema, schema: str | None) -> None:

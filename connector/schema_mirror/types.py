@@ -1,9 +1,10 @@
 """The Salesforce field type → SQL column type table, with a registration hook.
 
 Money, percentages and doubles are exact decimals with describe's precision and
-scale (never floats; SQLite keeps them as text so no digit is lost); datetimes
-are timezone-aware UTC on both databases. An unknown type raises instead of
-being guessed."""
+scale, read back as Decimal: NUMERIC(p, s) on PostgreSQL; on SQLite numbers SQL can
+compare and add (INTEGER when whole, else REAL), and a value a REAL cannot hold
+exactly is refused, never rounded. Datetimes are timezone-aware UTC on both
+databases. An unknown type raises instead of being guessed."""
 
 from __future__ import annotations
 
@@ -37,8 +38,25 @@ class UnknownFieldType(KeyError):
         self.sf_type = sf_type
 
 
+class _SqliteNumber(Numeric):
+    """NUMERIC(p, s) in SQLite DDL (numeric affinity) that hands values through untouched:
+    SQLAlchemy's own Numeric would send every value through float, integers included."""
+
+    def bind_processor(self, dialect):
+        return None
+
+    def result_processor(self, dialect, coltype):
+        return None
+
+
+INT64 = range(-2**63, 2**63)
+
+
 class ExactDecimal(TypeDecorator):
-    """NUMERIC(p, s) on PostgreSQL; on SQLite, text, because SQLite would round it through a float."""
+    """NUMERIC(p, s) on PostgreSQL. On SQLite a column of numeric affinity holding an INTEGER when
+    the value is whole and a REAL otherwise, so WHERE, ORDER BY, MAX and SUM are numeric; a value a
+    REAL would round raises ValueError instead. Reads are Decimal at the scale, whether the column
+    holds numbers or (as versions before 0.2 wrote) text."""
 
     impl = Numeric
     cache_ok = True
@@ -46,10 +64,11 @@ class ExactDecimal(TypeDecorator):
     def __init__(self, precision: int, scale: int):
         super().__init__(precision=precision, scale=scale, asdecimal=True)
         self.precision, self.scale = precision, scale
+        self._step = Decimal(1).scaleb(-scale)
 
     def load_dialect_impl(self, dialect):
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(max(self.precision + 2, 1)))
+            return dialect.type_descriptor(_SqliteNumber(self.precision, self.scale, asdecimal=False))
         return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
 
     def process_bind_param(self, value: Any, dialect) -> Any:
@@ -57,15 +76,35 @@ class ExactDecimal(TypeDecorator):
             return None
         try:
             number = value if isinstance(value, Decimal) else Decimal(str(value))
+            number = number.quantize(self._step)
         except InvalidOperation as exc:
             raise ValueError(f"not a number: {value!r}") from exc
-        number = number.quantize(Decimal(1).scaleb(-self.scale))
-        return format(number, "f") if dialect.name == "sqlite" else number
+        return sqlite_number(number, self.scale) if dialect.name == "sqlite" else number
 
     def process_result_value(self, value: Any, dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(str(value)).quantize(Decimal(1).scaleb(-self.scale))
+        return as_decimal(value).quantize(self._step)
+
+
+def sqlite_number(number: Decimal, scale: int) -> int | float:
+    """`number` (already at `scale`) as the SQLite value that reads back as exactly it: an int when
+    whole and within 64 bits, else a float when that float holds every digit; else ValueError."""
+    if number == number.to_integral_value() and int(number) in INT64:
+        return int(number)
+    real = float(number)
+    if Decimal(repr(real)).quantize(Decimal(1).scaleb(-scale)) != number:
+        raise ValueError(f"{number} cannot be stored exactly on SQLite, which holds 15 significant digits "
+                         "exactly (whole numbers up to 18 digits); PostgreSQL holds it as NUMERIC")
+    return real
+
+
+def as_decimal(value: int | float | str | Decimal) -> Decimal:
+    """A stored SQLite value (number, or text from older versions) as a Decimal; a float is taken at
+    its shortest repr, which is the decimal that was stored."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value if isinstance(value, Decimal) else Decimal(value)
 
 
 class UtcDateTime(TypeDecorator):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table, and_, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, StatementError
 
 from connector.errors import AuthenticationFailed, ConfigurationError, ConnectorError, QuotaExhausted
 from connector.mapping import Mapping, ObjectMapping
@@ -30,8 +32,11 @@ from connector.schema_mirror.model import FieldSchema, ObjectSchema, ref_uuid_co
 from connector.schema_mirror.tables import object_table
 from connector.sync import capture
 from connector.sync.merge import Conflict, merge_record, values_equal
-from connector.sync.policies import get_policy
+from connector.sync.policies import FieldConflict, get_policy
 from connector.sync.state import SyncTables, sync_tables
+from connector.sync.window import ReadWindow, changed_since_soql
+from connector.sync.ledger import (PULL_OPERATIONS, RETRY_ATTEMPTS, Ledger, encode, gave_up,  # noqa: F401
+                                    transient)
 
 log = logging.getLogger("connector.sync")
 
@@ -59,6 +64,7 @@ class ObjectCounts:
     conflicts: int = 0
     parked: int = 0
     waiting: int = 0
+    retrying: int = 0
     error: str | None = None
 
 
@@ -76,14 +82,9 @@ class RunReport:
     def parked(self) -> int:
         return sum(c.parked for c in self.objects.values())
 
-
-def encode(value: Any) -> Any:
-    """A value as the base and the conflict log keep it (JSON)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, (dt.date, dt.datetime, dt.time)):
-        return value.isoformat()
-    return value
+    @property
+    def retrying(self) -> int:
+        return sum(c.retrying for c in self.objects.values())
 
 
 class SyncEngine:
@@ -99,6 +100,7 @@ class SyncEngine:
         self.progress = progress
         self.meta = MetaData(schema=self.schema)
         self.state: SyncTables = sync_tables(self.meta, self.prefix)
+        self.ledger = Ledger(self.state)
         # Domain rules consulted before a record is sent (co-sell: split totals, edit locks).
         self.guards: dict[str, list[PushGuard]] = {}
         # Rules on what arrives from Salesforce: fields whose new value is refused (with a reason);
@@ -111,6 +113,7 @@ class SyncEngine:
         # pulled: a page read from Salesforce, not applied yet; applying: its transaction is about to
         # commit; answered: Salesforce answered a push; recording: the base is about to commit.
         self.hook: Callable[[str, dict[str, Any]], None] | None = None
+        self._pull_parked: dict[str, str] = {}
 
     def _hook(self, point: str, **context: Any) -> None:
         if self.hook is not None:
@@ -135,7 +138,10 @@ class SyncEngine:
             capture.install(conn, list(schemas.values()), self.state.changes.name, schema=self.schema)
         return schemas
 
-    def _tables(self, schemas: dict[str, ObjectSchema]) -> dict[str, Table]:
+    def tables(self, schemas: dict[str, ObjectSchema] | None = None) -> dict[str, Table]:
+        """The mirrored tables of `schemas` (default: every mirrored object), as SQLAlchemy tables."""
+        if schemas is None:
+            schemas = self.mirror.schemas()
         md = MetaData(schema=self.schema)
         return {name: object_table(obj, md, self.engine.dialect) for name, obj in schemas.items()}
 
@@ -162,11 +168,12 @@ class SyncEngine:
     # -- a run ------------------------------------------------------------------------------
     def run(self, objects: Iterable[str] | None = None, *, full: bool = False, trigger: str = "manual") -> RunReport:
         schemas = self.prepare()
+        self._schemas = schemas
         wanted = {o.lower() for o in objects} if objects is not None else None
         unknown = sorted(o for o in (objects or []) if o.lower() not in {n.lower() for n in schemas})
         if unknown:
             raise ConnectorError(f"not mirrored: {', '.join(unknown)}; mirrored objects: {', '.join(schemas)}")
-        tables = self._tables(schemas)
+        tables = self.tables(schemas)
         started = dt.datetime.now(UTC)
         calls_before = self.client.calls
         with self.engine.begin() as conn:
@@ -176,6 +183,8 @@ class SyncEngine:
         self.client.forget_usage()
         order = [n for n in self.order(schemas) if wanted is None or n.lower() in wanted]
         ends: dict[str, dt.datetime] = {}
+        with self.engine.connect() as conn:
+            self._pull_parked = self.ledger.objects_parked_on_the_way_in(conn)
         try:
             first_pages = self._poll(schemas, order, full)
             for name in order:
@@ -186,17 +195,19 @@ class SyncEngine:
                         raise prefetched
                     continue
                 report.objects[name], ends[name] = self._pull(schemas[name], tables, full, run_id, prefetched)
+                if self._pull_parked.get(name) == "retry":
+                    self._reread_parked(schemas[name], tables, report.objects[name], run_id)
             for name in order:
                 counts = report.objects[name]
                 if schemas[name].synced and counts.error is None and name in ends:
-                    if ends[name] is not None and self._has_pending(name):
+                    if ends[name] is not None and self._has_pending_deletes(name):
                         self._catch_up(schemas[name], tables, ends[name], counts, run_id)
                     self._push(schemas[name], tables, counts, run_id)
             failed = [f"{n}: {c.error}" for n, c in report.objects.items() if c.error]
             if failed:
                 report.status, report.error = "failed", "; ".join(failed)
             else:
-                report.status = "parked" if report.parked else "succeeded"
+                report.status = ("parked" if report.parked else "retrying" if report.retrying else "succeeded")
         except QuotaExhausted as exc:
             report.status, report.error = "stopped", str(exc)
         except AuthenticationFailed as exc:
@@ -214,8 +225,7 @@ class SyncEngine:
 
     # -- pull -------------------------------------------------------------------------------
     def _soql(self, obj: ObjectSchema, watermark: dt.datetime | None) -> str:
-        where = f" WHERE SystemModstamp >= {_soql_datetime(watermark)}" if watermark is not None else ""
-        return f"SELECT {', '.join(f.name for f in obj.fields)} FROM {obj.name}{where} ORDER BY SystemModstamp, Id"
+        return changed_since_soql(obj.name, [f.name for f in obj.fields], watermark)
 
     def _poll(self, schemas: dict[str, ObjectSchema], order: list[str], full: bool) -> dict[str, Any]:
         """First pages of the incremental queries, five objects per composite call; the org's time of
@@ -268,17 +278,17 @@ class SyncEngine:
         # (a first load): then there is nothing to reconcile and no reason to hold every Id.
         track_ids = watermark is None and self._has_synced_rows(table)
         seen: set[str] = set()
-        window: dict[str, Any] = {"end": prefetched[1] if prefetched else None}
+        window = ReadWindow(watermark, prefetched[1] if prefetched else None)
         for records in self._remote_pages(obj, soql, include_deleted, prefetched, window):
-            records = [r for r in records if stamp.to_python(r["SystemModstamp"]) < window["end"]]
-            watermark_to = stamp.to_python(records[-1]["SystemModstamp"]) if records else None
+            records = window.inside(records, stamp.to_python)
+            watermark_to = window.watermark_after(records, stamp.to_python)
             self._apply_page(obj, tables, records, counts, run_id, watermark_to)
             if track_ids:
                 seen.update(r["Id"] for r in records)
             counts.pulled += len(records)
             if self.progress:
                 self.progress(obj.name, "pulled", counts.pulled)
-        end = window["end"]
+        end = window.end
         reconcile = track_ids or (watermark is not None and self._reconcile_due(obj, watermark, end))
         if reconcile and watermark is not None:
             # The delete log no longer reaches back (or the object has none): compare Id sets.
@@ -294,13 +304,39 @@ class SyncEngine:
     def _apply_page(self, obj: ObjectSchema, tables: dict[str, Table], records: list[dict[str, Any]],
                     counts: ObjectCounts, run_id: int, watermark_to: dt.datetime | None) -> None:
         """Merge one page of Salesforce records and apply it in one transaction, with the watermark
-        (when given) and any write-back of refused Salesforce values."""
+        (when given) and any write-back of refused Salesforce values. When the database refuses a value
+        (a NUL character, a text longer than its column, a number too large), the page is applied again
+        record by record: the record it refuses is parked with the value's problem, the rest go in."""
         self._hook("pulled", object=obj.name, records=records)
+        try:
+            self._apply_records(obj, tables, records, counts, run_id, watermark_to)
+        except StatementError as exc:
+            if isinstance(exc, OperationalError) or len(records) == 0:
+                raise
+            log.warning("%s: the database refused a value of this page (%s); applying it record by record",
+                        obj.name, _first_line(exc))
+            for record in records:
+                try:
+                    self._apply_records(obj, tables, [record], counts, run_id, None)
+                except StatementError as one:
+                    if isinstance(one, OperationalError):
+                        raise
+                    self._park_pulled(obj, tables[obj.name], record, one)
+                    counts.parked += 1
+            if watermark_to is not None:
+                with self.engine.begin() as conn:
+                    self._set_watermark(conn, obj.name, watermark_to)
+
+    def _apply_records(self, obj: ObjectSchema, tables: dict[str, Table], records: list[dict[str, Any]],
+                       counts: ObjectCounts, run_id: int, watermark_to: dt.datetime | None) -> None:
+        page_counts = ObjectCounts()
         self._restores: list[tuple[str, str, dict[str, Any]]] = []
         with self.engine.begin() as conn:
-            self._apply_remote_page(conn, obj, tables, records, counts, run_id)
+            self._apply_remote_page(conn, obj, tables, records, page_counts, run_id)
             if watermark_to is not None:
                 self._set_watermark(conn, obj.name, watermark_to)
+            if self._pull_parked.get(obj.name):
+                self.ledger.clear_pulled(conn, obj.name, [r["Id"] for r in records])
             if self._restores:
                 # Written back before the page commits: if the run dies first, the watermark has not
                 # moved, the record is read again and refused again.
@@ -308,25 +344,50 @@ class SyncEngine:
                 self.client.save("update", obj.name, [
                     {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
                     for _, sfid, values in self._restores])
-                counts.updated_remote += len(self._restores)
+                page_counts.updated_remote += len(self._restores)
             self._hook("applying", object=obj.name, records=records)
+        for name, value in asdict(page_counts).items():
+            if isinstance(value, int):
+                setattr(counts, name, getattr(counts, name) + value)
 
-    def _has_pending(self, name: str) -> bool:
+    def _park_pulled(self, obj: ObjectSchema, table: Table, record: dict[str, Any], exc: Exception) -> None:
+        """A Salesforce record the local database cannot hold: parked (operation "pull") with what is
+        wrong with which value; read again after `cosell mirror` changes the object or on retry."""
+        problem = _value_problem(obj, table, record) or _first_line(exc)
+        with self.engine.begin() as conn:
+            local = conn.execute(select(table.c._uuid).where(table.c.sfid == record["Id"])).scalar()
+            field = problem.split(":", 1)[0] if ":" in problem else None
+            self.ledger.park(conn, obj.name, local or record["Id"], record["Id"], "pull", {"errors": [{
+                "statusCode": "VALUE_NOT_STORABLE", "fields": [field] if field in fields_by_name(obj) else [],
+                "message": f"{problem}; the record was not applied locally"}]}, dt.datetime.now(UTC), table=None)
+
+    def _reread_parked(self, obj: ObjectSchema, tables: dict[str, Table], counts: ObjectCounts, run_id: int) -> None:
+        """Read again, by Id, the records parked on the way in that an admin or `cosell mirror` queued."""
+        with self.engine.connect() as conn:
+            ids = [i for i in self.ledger.queued_rereads(conn, obj.name) if _SFID.fullmatch(i or "")]
+        for start in range(0, len(ids), 200):
+            chunk = ", ".join(f"'{i}'" for i in ids[start:start + 200])
+            soql = f"SELECT {', '.join(f.name for f in obj.fields)} FROM {obj.name} WHERE Id IN ({chunk})"
+            for _, records in self.client.query_pages(soql):
+                self._apply_page(obj, tables, records, counts, run_id, watermark_to=None)
+        with self.engine.begin() as conn:
+            self.ledger.rereads_done(conn, obj.name)
+
+    def _has_pending_deletes(self, name: str) -> bool:
         ch = self.state.changes
         with self.engine.connect() as conn:
-            return conn.execute(select(ch.c.id).where(ch.c.object_name == name).limit(1)).first() is not None
+            return conn.execute(select(ch.c.id).where(and_(ch.c.object_name == name, ch.c.op == "D")).limit(1)
+                                ).first() is not None
 
     def _catch_up(self, obj: ObjectSchema, tables: dict[str, Table], since: dt.datetime, counts: ObjectCounts,
                   run_id: int) -> None:
-        """Read what Salesforce changed since the pull's window closed, the open second included, right
-        before the push, and merge it like any page (the watermark stays: the next run reads it again and
-        the base makes that a no-op). So a push never overwrites a Salesforce edit it could have seen: a
-        field changed on both sides goes through the policy and the conflict log.
-
-        Why a read and not a conditional write: sObject Collections has no If-Unmodified-Since, and a
-        read of the changed records costs one call per object with pending pushes, where reading the
-        records to push by Id would cost one per 200. What remains is the time between this read and
-        the push's arrival (milliseconds), which no REST write of Salesforce can close."""
+        """Before local deletes go out: read what Salesforce changed since the pull's window closed, the
+        open second included, and merge it like any page (the watermark stays: the next run reads it again
+        and the base makes that a no-op), so a delete never erases a Salesforce edit it could have seen
+        (the edit-vs-delete policy decides). Updates need no such read: each is read in its own composite
+        call (`_judge_overwrites`). A delete cannot be undone through the REST API, so it is read first;
+        one call per object with pending deletes. What remains is the time between this read and the
+        delete's arrival (milliseconds)."""
         if obj.field("SystemModstamp") is None:
             return
         soql = self._soql(obj, since)
@@ -350,14 +411,13 @@ class SyncEngine:
         return last is None or end - last > RECONCILE_WITHOUT_DELETE_LOG
 
     def _remote_pages(self, obj: ObjectSchema, soql: str, include_deleted: bool,
-                      prefetched: tuple[dict[str, Any], dt.datetime] | None, window: dict[str, Any]):
+                      prefetched: tuple[dict[str, Any], dt.datetime] | None, window: ReadWindow):
         """Pages of changed records: REST query pages, or Bulk 2.0 result pages when the first page
         says the read is large (initial loads, reloads): 10,000 rows a call instead of 2,000."""
         first = True
         for total, records in self.client.query_pages(soql, include_deleted=include_deleted,
                                                       first=prefetched[0] if prefetched else None):
-            if window["end"] is None:
-                window["end"] = self.client.org_now() - self.read_lag
+            window.close(self.client.org_now, self.read_lag)
             if first and total > self.bulk_threshold:
                 yield from self._bulk_pages(obj, soql, include_deleted)
                 return
@@ -411,12 +471,10 @@ class SyncEngine:
         by_uuid = {row._uuid: dict(row._mapping) for row in conn.execute(
             select(table).where(table.c._uuid.in_(ext_values)).with_for_update())} if ext_values else {}
         dirty = self._dirty_uuids(conn, obj.name) if obj.synced else {}
-        dl = self.state.dead_letters
         # Rows holding an edit Salesforce refused: their change entry is consumed, but the edit is not
         # agreed, so a Salesforce delete of such a record goes through the edit-vs-delete policy and log.
-        gone_here = [local_rows[r["Id"]]["_uuid"] for r in records if r.get("IsDeleted") and r["Id"] in local_rows]
-        parked = {r[0] for r in conn.execute(select(dl.c.record_uuid).where(and_(
-            dl.c.object_name == obj.name, dl.c.record_uuid.in_(gone_here))))} if obj.synced and gone_here else set()
+        parked = self.ledger.parked_among(conn, obj.name, [row["_uuid"] for row in local_rows.values()]) \
+            if obj.synced else set()
         ch = self.state.changes
         deleted_here = {r.sfid: r for r in conn.execute(
             select(ch.c.row_uuid, ch.c.sfid, ch.c.changed_at, ch.c.base).where(and_(
@@ -443,7 +501,8 @@ class SyncEngine:
                 continue
             base = self._decode_base(obj, local.get("_base"))
             local_values = {f.name: local.get(f.column) for f in obj.fields}
-            is_dirty = obj.synced and (local["_uuid"] in dirty or (deleted and local["_uuid"] in parked))
+            # A parked row still holds the edit Salesforce refused: never overwritten without the log.
+            is_dirty = obj.synced and (local["_uuid"] in dirty or local["_uuid"] in parked)
             result = merge_record(
                 object_name=obj.name, record_key=record["Id"], fields=merge_fields, base=base,
                 local=local_values, remote=remote, local_state="present",
@@ -455,7 +514,7 @@ class SyncEngine:
             if refused:
                 result = self._undo_remote(obj, result, base, remote, refused, local["_uuid"], record["Id"],
                                            conn, run_id, counts)
-            self._log_conflicts(conn, obj, local["_uuid"], record["Id"], result.conflicts, run_id, counts)
+            self._log(conn, obj, local["_uuid"], record["Id"], result.conflicts, run_id, counts)
             if result.action == "delete_local":
                 self._delete_local(conn, table, local["_uuid"])
                 counts.deleted_local += 1
@@ -463,7 +522,7 @@ class SyncEngine:
             if result.action == "restore_remote" and self._master_gone(conn, obj, tables, local_values):
                 # A master-detail child cannot come back without its master: it follows the parent's
                 # delete, and the portal's edit stays in the conflict log.
-                self._log_conflicts(conn, obj, local["_uuid"], record["Id"], [Conflict(
+                self._log(conn, obj, local["_uuid"], record["Id"], [Conflict(
                     field=None, base=None, local=local_values, remote=None, local_changed_at=dirty.get(local["_uuid"]),
                     remote_changed_at=remote.get("SystemModstamp"), policy=om.conflict_policy, winner="salesforce",
                     value=None, parked=False, reason="its master record was deleted in Salesforce, so the record "
@@ -475,7 +534,7 @@ class SyncEngine:
                 # The local edit wins over a Salesforce delete: the row is created again from its values.
                 conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(
                     sfid=None, _base=None, _sync_version=table.c._sync_version + 1))
-                self._mark_dirty(conn, obj.name, local["_uuid"])
+                self.queue_for_push(conn, obj.name, local["_uuid"])
                 continue
             new_local = dict(result.to_local)
             # System fields always follow Salesforce; they are never merged.
@@ -558,7 +617,7 @@ class SyncEngine:
             local=None, remote=remote, local_state="deleted", remote_state="present",
             policy_for=om.policy_for, record_policy=om.conflict_policy, local_changed_at=entry.changed_at,
             remote_changed_at=remote.get("SystemModstamp"), remote_writable=writable, local_dirty=True)
-        self._log_conflicts(conn, obj, entry.row_uuid, sfid, result.conflicts, run_id, counts)
+        self._log(conn, obj, entry.row_uuid, sfid, result.conflicts, run_id, counts)
         if result.action in ("restore_local", "create_local"):
             remote = dict(remote)
             self._insert_local(conn, obj, tables, table, remote, row_uuid=entry.row_uuid)
@@ -631,24 +690,26 @@ class SyncEngine:
         # Row UUIDs are unique across objects: a parked entry of a record gone from both sides goes too.
         conn.execute(delete(self.state.dead_letters).where(self.state.dead_letters.c.record_uuid == row_uuid))
 
-    def _mark_dirty(self, conn: Connection, name: str, row_uuid: str, sfid: str | None = None) -> None:
-        """Queue a row to be sent; `sfid` lets a row deleted locally still send its delete."""
+    def queue_for_push(self, conn: Connection, name: str, row_uuid: str, sfid: str | None = None) -> None:
+        """Queue a row to be sent at the next run, in the caller's transaction; `sfid` lets a row deleted
+        locally still send its delete."""
         conn.execute(self.state.changes.insert().values(object_name=name, row_uuid=row_uuid, sfid=sfid, op="U",
                                                         changed_at=dt.datetime.now(UTC)))
 
-    def _log_conflicts(self, conn: Connection, obj: ObjectSchema, row_uuid: str, sfid: str | None,
-                       conflicts: Iterable[Conflict], run_id: int, counts: ObjectCounts) -> None:
-        rows = []
-        for c in conflicts:
-            rows.append(dict(run_id=run_id, object_name=obj.name, record_uuid=row_uuid, sfid=sfid,
-                             field_name=c.field, base_value=_json(c.base), local_value=_json(c.local),
-                             remote_value=_json(c.remote), local_changed_at=c.local_changed_at,
-                             remote_changed_at=c.remote_changed_at, policy=c.policy, winner=c.winner,
-                             outcome_value=_json(c.value), parked=c.parked, reason=c.reason,
-                             created_at=dt.datetime.now(UTC)))
-        if rows:
-            conn.execute(self.state.conflicts.insert(), rows)
-            counts.conflicts += len(rows)
+    def _log(self, conn: Connection, obj: ObjectSchema, row_uuid: str | None, sfid: str | None,
+             conflicts: Iterable[Conflict], run_id: int, counts: ObjectCounts) -> None:
+        counts.conflicts += self.ledger.log_conflicts(conn, obj.name, row_uuid, sfid, conflicts, run_id)
+
+    def retry_parked(self, object_name: str | None = None) -> int:
+        """Queue parked records to be tried again at the next run (after an admin fixed the cause, or
+        `cosell mirror` changed the object): local changes are sent again, records refused on the way in
+        are read again from Salesforce. Returns how many were queued."""
+        with self.engine.begin() as conn:
+            to_push = self.ledger.requeue(conn, object_name)
+            for name, row_uuid, sfid in to_push:
+                self.queue_for_push(conn, name, row_uuid, sfid)
+            return len(to_push) + len(self.ledger.queued_rereads(conn, object_name)) if object_name else \
+                len(to_push) + sum(len(self.ledger.queued_rereads(conn, n)) for n in self.mapping.objects)
 
     # -- push -------------------------------------------------------------------------------
     def _push(self, obj: ObjectSchema, tables: dict[str, Table], counts: ObjectCounts, run_id: int) -> None:  # noqa: C901
@@ -660,7 +721,7 @@ class SyncEngine:
             snapshot = conn.execute(select(func.max(ch.c.id)).where(ch.c.object_name == obj.name)).scalar()
             if snapshot is None:
                 return
-            entries = conn.execute(select(ch.c.row_uuid, ch.c.sfid, ch.c.op).where(
+            entries = conn.execute(select(ch.c.row_uuid, ch.c.sfid, ch.c.op, ch.c.changed_at, ch.c.base).where(
                 and_(ch.c.object_name == obj.name, ch.c.id <= snapshot)).order_by(ch.c.id)).all()
             uuids = list(dict.fromkeys(e.row_uuid for e in entries))
             rows = {}
@@ -672,11 +733,20 @@ class SyncEngine:
         last_sfid = {e.row_uuid: e.sfid for e in entries if e.sfid}
         guards = self.guards.get(obj.name, [])
         with self.engine.connect() as conn:
+            not_yet = self.ledger.not_due(conn, obj.name, uuids, self.client.org_now())
+        counts.retrying += len(not_yet)
+        with self.engine.connect() as conn:
             for row_uuid in uuids:
+                if row_uuid in not_yet:
+                    held.add(row_uuid)
+                    continue
                 row = rows.get(row_uuid)
                 if row is None:
                     sfid = last_sfid.get(row_uuid)
-                    if sfid:
+                    if sfid and self._delete_meets_unseen_children(obj, tables, row_uuid, sfid, entries,
+                                                                     counts, run_id):
+                        consumed.append(row_uuid)
+                    elif sfid:
                         deletes.append((row_uuid, sfid))
                     else:
                         consumed.append(row_uuid)     # created and deleted locally before it ever left
@@ -693,6 +763,16 @@ class SyncEngine:
                     payload = self._payload(obj, tables, row, base=base if row["sfid"] is not None else None)
                 except MissingParent as exc:
                     refused.append((row_uuid, _refusal("PARENT_DELETED", str(exc))))
+                    continue
+                except NotSendable as exc:
+                    refused.append((row_uuid, _refusal("NUMBER_OUTSIDE_VALID_RANGE", str(exc), fields=[exc.field])))
+                    continue
+                locked = self._not_updateable_edits(obj, row, base) if row["sfid"] is not None else []
+                if locked:
+                    refused.append((row_uuid, _refusal(
+                        "FIELD_NOT_UPDATEABLE", f"the portal changed {', '.join(locked)}, which the integration user "
+                        f"cannot update in Salesforce; undo the edit, or give the user edit access to the field "
+                        f"and retry the parked record", fields=locked)))
                     continue
                 decisions = [guard(conn, obj, tables, row, base) for guard in guards]
                 refusal = next((d for d in decisions if d.park), None)
@@ -723,10 +803,10 @@ class SyncEngine:
         now = dt.datetime.now(UTC)
         with self.engine.begin() as conn:
             for row_uuid, result in refused:
-                self._park(conn, obj.name, row_uuid, None, "create", result, now, table=table)
+                self.ledger.park(conn, obj.name, row_uuid, None, "create", result, now, table=table)
                 counts.parked += 1
             self._consume(conn, obj.name, consumed + [u for u, _ in refused], snapshot)
-            self._clear_parked(conn, obj.name, vanished)
+            self.ledger.clear_parked(conn, obj.name, vanished)
         if creates:
             if om.external_id:
                 results = self.client.save("upsert", obj.name, [p for _, p, _ in creates], external_id=om.external_id)
@@ -736,8 +816,10 @@ class SyncEngine:
             self._hook("answered", object=obj.name, operation="create", sent=creates, results=results)
             self._record_results(obj, table, by_name, creates, results, "create", counts, snapshot, now)
         if updates:
-            results = self.client.save("update", obj.name, [p for _, p, _ in updates])
+            written = sorted({f for _, _, sent in updates for f in sent if f in by_name})
+            results, before = self.client.update_reading_first(obj.name, [p for _, p, _ in updates], written)
             self._hook("answered", object=obj.name, operation="update", sent=updates, results=results)
+            updates = self._judge_overwrites(obj, table, rows, updates, results, before, counts, run_id)
             self._record_results(obj, table, by_name, updates, results, "update", counts, snapshot, now)
         if deletes:
             results = self.client.delete([sfid for _, sfid in deletes])
@@ -749,12 +831,117 @@ class SyncEngine:
                         done.append(row_uuid)
                         gone.append(row_uuid)
                         counts.deleted_remote += 1
+                    elif transient(result) and self.ledger.retry_later(conn, obj.name, row_uuid, result, self.client.org_now()):
+                        counts.retrying += 1
                     else:
-                        self._park(conn, obj.name, row_uuid, sfid, "delete", result, now, table=None)
+                        self.ledger.park(conn, obj.name, row_uuid, sfid, "delete", result if not transient(result)
+                                   else gave_up(result), now, table=None)
                         counts.parked += 1
                         done.append(row_uuid)
+                self.ledger.clear_retries(conn, obj.name, done)
                 self._consume(conn, obj.name, done, snapshot)
-                self._clear_parked(conn, obj.name, gone)
+                self.ledger.clear_parked(conn, obj.name, gone)
+
+    def _delete_meets_unseen_children(self, obj: ObjectSchema, tables: dict[str, Table], row_uuid: str, sfid: str,
+                                      entries: list[Any], counts: ObjectCounts, run_id: int) -> bool:
+        """A portal delete of a master record cascades in Salesforce over its detail records: those the
+        portal never saw (written here from Salesforce after the delete) make it an edit-vs-delete
+        conflict of the master, decided by the object's record policy and logged. Returns True when
+        Salesforce's side wins and the master is restored locally instead of deleted."""
+        entry = next((e for e in reversed(entries) if e.row_uuid == row_uuid and e.op == "D"), None)
+        if entry is None:
+            return False
+        unseen: list[tuple[ObjectSchema, dict[str, Any]]] = []
+        with self.engine.connect() as conn:
+            for child in getattr(self, "_schemas", {}).values():
+                for f in child.references:
+                    if not f.cascade_delete or obj.name not in f.reference_to or child.name not in tables:
+                        continue
+                    ct = tables[child.name]
+                    for r in conn.execute(select(ct).where(and_(ct.c[f.column] == sfid,
+                                                                ct.c._synced_at > entry.changed_at))):
+                        unseen.append((child, dict(r._mapping)))
+        if not unseen:
+            return False
+        om = self.mapping.objects[obj.name]
+        base = self._decode_base(obj, entry.base) or {}
+        child_values = [{f.name: row.get(f.column) for f in child.fields if f.name not in SYSTEM_FIELDS}
+                        for child, row in unseen]
+        latest = max((row["_synced_at"] for _, row in unseen), default=None)
+        resolution = get_policy(om.conflict_policy).resolve(FieldConflict(
+            obj.name, sfid, None, base, None, base, entry.changed_at, latest))
+        names = ", ".join(sorted({child.name for child, _ in unseen}))
+        with self.engine.begin() as conn:
+            if resolution.winner == "salesforce":
+                self._insert_local(conn, obj, tables, tables[obj.name], {**base, "Id": sfid}, row_uuid=row_uuid)
+                self._log(conn, obj, row_uuid, sfid, [Conflict(
+                    field=None, base=base, local=None, remote=base, local_changed_at=entry.changed_at,
+                    remote_changed_at=latest, policy=om.conflict_policy, winner="salesforce", value=base,
+                    parked=resolution.parked, reason=f"deleted locally while Salesforce added or changed its {names} "
+                    "records the portal had not seen: the delete is undone")], run_id, counts)
+                counts.created_local += 1
+                return True
+            for (child, row), values in zip(unseen, child_values):
+                self._log(conn, child, row["_uuid"], row.get("sfid"), [Conflict(
+                    field=None, base=None, local=None, remote=values, local_changed_at=entry.changed_at,
+                    remote_changed_at=row["_synced_at"], policy=om.conflict_policy, winner="local", value=None,
+                    parked=resolution.parked, reason=f"its {obj.name} was deleted in the portal, which had not seen "
+                    "this record; Salesforce deletes it with its master")], run_id, counts)
+        return False
+
+    def _judge_overwrites(self, obj: ObjectSchema, table: Table, rows: dict[str, dict[str, Any]],
+                          updates: list[tuple[str, dict[str, Any], dict[str, Any]]], results: list[dict[str, Any]],
+                          before: dict[str, dict[str, Any]], counts: ObjectCounts, run_id: int
+                          ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """No lost update from Salesforce. Each update was read in the same composite call just before it
+        ran (`update_reading_first`); a field it overwrote that Salesforce had changed since the base is a
+        conflict like any other: the field's policy decides, the log keeps both values, and when
+        Salesforce's value wins it is written back to Salesforce and to the portal row (unless the portal
+        changed that row again meanwhile, which stays a change). Returns `updates` with the values the base
+        is to take."""
+        om = self.mapping.objects[obj.name]
+        by_name = fields_by_name(obj)
+        with self.engine.connect() as conn:
+            dirty_at = self._dirty_uuids(conn, obj.name)
+        out, restores, local_fixes = [], [], []
+        for (row_uuid, payload, sent), result in zip(updates, results):
+            found = before.get(payload["Id"])
+            base = self._decode_base(obj, rows[row_uuid].get("_base")) or {}
+            overwritten = [] if not result.get("success") or found is None else [
+                f for f in sent if f in by_name and f in base
+                and not values_equal(by_name[f].to_python(found.get(f)), base[f])
+                and not values_equal(by_name[f].to_python(found.get(f)), sent[f])]
+            if not overwritten:
+                out.append((row_uuid, payload, sent))
+                continue
+            remote = {f: by_name[f].to_python(found.get(f)) for f in overwritten}
+            result_ = merge_record(object_name=obj.name, record_key=payload["Id"], fields=overwritten,
+                                   base={f: base[f] for f in overwritten}, local={f: sent[f] for f in overwritten},
+                                   remote=remote, local_state="present", remote_state="present",
+                                   policy_for=om.policy_for, record_policy=om.conflict_policy,
+                                   local_changed_at=dirty_at.get(row_uuid) or dt.datetime.now(UTC),
+                                   remote_changed_at=by_name["SystemModstamp"].to_python(found.get("SystemModstamp"))
+                                   if "SystemModstamp" in by_name and found.get("SystemModstamp") else None,
+                                   remote_writable=overwritten)
+            with self.engine.begin() as conn:
+                self._log(conn, obj, row_uuid, payload["Id"], result_.conflicts, run_id, counts)
+            back = {f: v for f, v in result_.merged.items() if not values_equal(v, sent[f])}
+            if back:
+                restores.append({"Id": payload["Id"], **{f: _wire(by_name[f], v) for f, v in back.items()}})
+                local_fixes.append((row_uuid, {f: (sent[f], v) for f, v in back.items()}))
+            out.append((row_uuid, payload, {**sent, **back}))
+        if restores:
+            answers = self.client.save("update", obj.name, restores)
+            counts.updated_remote += sum(1 for a in answers if a.get("success"))
+            with self.engine.begin() as conn:
+                for row_uuid, fixes in local_fixes:
+                    for name, (was, value) in fixes.items():
+                        column = table.c[by_name[name].column]
+                        # only where the row still holds what was sent: a newer portal edit stays a change
+                        conn.execute(update(table).where(and_(table.c._uuid == row_uuid,
+                                                              column.is_not_distinct_from(was)))
+                                     .values({column: value, table.c._sync_version: table.c._sync_version + 1}))
+        return out
 
     def _retry_matched_upserts(self, obj: ObjectSchema, om: ObjectMapping,
                                creates: list[tuple[str, dict[str, Any], dict[str, Any]]],
@@ -797,10 +984,17 @@ class SyncEngine:
             conn.execute(update(table).where(table.c._uuid == row["_uuid"]).values(
                 _sync_version=table.c._sync_version + 1,
                 **{by_name[c.field].column: c.value for c in conflicts}))
-            self._log_conflicts(conn, obj, row["_uuid"], row.get("sfid"), conflicts, run_id, counts)
+            self._log(conn, obj, row["_uuid"], row.get("sfid"), conflicts, run_id, counts)
         for c in conflicts:
             row[by_name[c.field].column] = c.value
         return {k: v for k, v in payload.items() if k not in decision.revert}
+
+    def _not_updateable_edits(self, obj: ObjectSchema, row: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
+        """Fields the portal changed since the base that the integration user cannot update: sending the
+        rest and dropping these would count them as sent and leave the two sides apart for good."""
+        base = base or {}
+        return [f.name for f in obj.fields if f.name not in SYSTEM_FIELDS and not f.updateable and f.name in base
+                and not values_equal(row.get(f.column), base[f.name])]
 
     def _payload(self, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                  base: dict[str, Any] | None) -> dict[str, Any]:
@@ -888,7 +1082,7 @@ class SyncEngine:
                             base[om.external_id] = row_uuid
                     values["_base"] = self._encode_base(base)
                     conn.execute(update(table).where(table.c._uuid == row_uuid).values(**values))
-                    self._clear_parked(conn, obj.name, [row_uuid])
+                    self.ledger.clear_parked(conn, obj.name, [row_uuid])
                     done.append(row_uuid)
                     if operation == "create":
                         counts.created_remote += 1
@@ -899,41 +1093,21 @@ class SyncEngine:
                 if any("Foreign key external ID" in (e.get("message") or "") for e in errors):
                     counts.waiting += 1     # the parent is not in Salesforce yet; linked on a later run
                     continue
-                self._park(conn, obj.name, row_uuid, payload.get("Id"), operation, result, now, table=table)
+                if operation == "update" and {e.get("statusCode") for e in errors} == {"ENTITY_IS_DELETED"}:
+                    # Deleted in Salesforce meanwhile: the change stays queued, and the next pull reads the
+                    # delete and merges it with this edit (the edit-vs-delete policy, logged).
+                    counts.waiting += 1
+                    continue
+                if transient(result):
+                    if self.ledger.retry_later(conn, obj.name, row_uuid, result, self.client.org_now()):
+                        counts.retrying += 1     # its change stays queued
+                        continue
+                    result = gave_up(result)
+                self.ledger.park(conn, obj.name, row_uuid, payload.get("Id"), operation, result, now, table=table)
                 counts.parked += 1
                 done.append(row_uuid)
+            self.ledger.clear_retries(conn, obj.name, done)
             self._consume(conn, obj.name, done, snapshot)
-
-    def _park(self, conn: Connection, name: str, row_uuid: str, sfid: str | None, operation: str,
-              result: dict[str, Any], now: dt.datetime, table: Table | None) -> None:
-        """A record Salesforce refused: the error on the row and in the dead-letter table. It is
-        retried when the row changes again or when an admin asks (`retry_parked`)."""
-        errors = result.get("errors") or [{}]
-        first = errors[0]
-        message = "; ".join(f"{e.get('statusCode')}: {e.get('message')}" for e in errors)
-        dl = self.state.dead_letters
-        existing = conn.execute(select(dl.c.attempts).where(and_(dl.c.object_name == name,
-                                                                  dl.c.record_uuid == row_uuid))).scalar()
-        values = dict(sfid=sfid, operation=operation, error_code=first.get("statusCode"),
-                      message=first.get("message"), fields=json.dumps(first.get("fields") or []),
-                      last_failed_at=now)
-        if existing is None:
-            conn.execute(dl.insert().values(object_name=name, record_uuid=row_uuid, attempts=1,
-                                            first_failed_at=now, **values))
-        else:
-            conn.execute(update(dl).where(and_(dl.c.object_name == name, dl.c.record_uuid == row_uuid))
-                         .values(attempts=existing + 1, **values))
-        if table is not None:
-            conn.execute(update(table).where(table.c._uuid == row_uuid).values(
-                _sync_error=message, _sync_version=table.c._sync_version + 1))
-        log.warning("%s %s %s parked: %s", name, operation, sfid or row_uuid, message)
-
-    def _clear_parked(self, conn: Connection, name: str, row_uuids: list[str]) -> None:
-        """Parked entries of records that went through, or no longer exist on either side."""
-        dl = self.state.dead_letters
-        for start in range(0, len(row_uuids), 500):
-            conn.execute(delete(dl).where(and_(dl.c.object_name == name,
-                                               dl.c.record_uuid.in_(row_uuids[start:start + 500]))))
 
     def _consume(self, conn: Connection, name: str, row_uuids: list[str], snapshot: int) -> None:
         row_uuids = [u for u in row_uuids if u not in self._held]
@@ -941,18 +1115,6 @@ class SyncEngine:
         for start in range(0, len(row_uuids), 500):
             conn.execute(delete(ch).where(and_(ch.c.object_name == name, ch.c.id <= snapshot,
                                                ch.c.row_uuid.in_(row_uuids[start:start + 500]))))
-
-    def retry_parked(self, object_name: str | None = None) -> int:
-        """Queue parked records to be sent again on the next run (after an admin fixed the cause)."""
-        dl = self.state.dead_letters
-        with self.engine.begin() as conn:
-            query = select(dl.c.object_name, dl.c.record_uuid, dl.c.sfid)
-            if object_name:
-                query = query.where(dl.c.object_name == object_name)
-            rows = conn.execute(query).all()
-            for r in rows:
-                self._mark_dirty(conn, r.object_name, r.record_uuid, r.sfid)
-        return len(rows)
 
     # -- base -------------------------------------------------------------------------------
     def _encode_base(self, values: dict[str, Any]) -> str:
@@ -971,6 +1133,14 @@ class SyncEngine:
 
 class MissingParent(Exception):
     """A portal row names a parent row that no longer exists."""
+
+
+class NotSendable(ValueError):
+    """A local value Salesforce cannot hold as it is (it would refuse or round it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -996,8 +1166,39 @@ PushGuard = Callable[[Connection, ObjectSchema, dict[str, Table], dict[str, Any]
                      PushDecision]
 
 
-def _refusal(code: str, message: str) -> dict[str, Any]:
-    return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": []}]}
+def _refusal(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
+    return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": fields or []}]}
+
+
+_SFID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _value_problem(obj: ObjectSchema, table: Table, record: dict[str, Any]) -> str | None:
+    """What is wrong, for the local database, with one of the record's values, named by field."""
+    for f in obj.fields:
+        value = record.get(f.name)
+        if value is None or f.name not in table.c and f.column not in table.c:
+            continue
+        column = table.c[f.column]
+        if isinstance(value, str):
+            if "\x00" in value:
+                return f"{f.name}: the value holds a NUL character, which the database cannot store"
+            length = getattr(column.type, "length", None)
+            if length and len(value) > length:
+                return (f"{f.name}: the value is {len(value)} characters long, the column holds {length} "
+                        "(run `cosell mirror` if the field was widened in Salesforce)")
+        if isinstance(value, (int, float, Decimal)) and not isinstance(value, bool) and f.precision:
+            number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+            digits = len(str(abs(int(number)))) if number.is_finite() and abs(number) >= 1 else 0
+            if digits > f.precision - f.scale:
+                return (f"{f.name}: {value} has {digits} digits before the decimal point, the column holds "
+                        f"{f.precision - f.scale} (precision {f.precision}, scale {f.scale})")
+    return None
 
 
 def fields_by_name(obj: ObjectSchema) -> dict[str, FieldSchema]:
@@ -1009,7 +1210,7 @@ def _wire(f: FieldSchema, value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, Decimal):
-        return float(value) if f.scale else int(value)
+        return _exact_number(f, value)     # the client writes it as the exact JSON literal
     if isinstance(value, dt.datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
     if isinstance(value, (dt.date, dt.time)):
@@ -1017,13 +1218,19 @@ def _wire(f: FieldSchema, value: Any) -> Any:
     return value
 
 
-def _json(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return json.dumps({k: encode(v) for k, v in value.items()}, sort_keys=True)
-    return json.dumps(encode(value))
-
-
-def _soql_datetime(value: dt.datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _exact_number(f: FieldSchema, value: Decimal) -> Decimal | int:
+    """A decimal as Salesforce takes it: exact, within the field's precision and scale, or refused
+    (never rounded: Salesforce would round extra decimals and refuse extra integer digits)."""
+    if not value.is_finite():
+        raise NotSendable(f.name, f"{f.name}: {value} is not a number Salesforce can store")
+    if f.precision:
+        digits = max(value.adjusted() + 1, 0)
+        if digits > f.precision - f.scale:
+            raise NotSendable(f.name, f"{f.name}: {value} has {digits} digits before the decimal point; the field "
+                                      f"holds {f.precision - f.scale} (precision {f.precision}, scale {f.scale})")
+        if value != value.quantize(Decimal(1).scaleb(-f.scale), rounding="ROUND_DOWN"):
+            raise NotSendable(f.name, f"{f.name}: {value} has more than {f.scale} decimal places, which Salesforce "
+                                      "would round")
+    if f.scale == 0 or value == value.to_integral_value():
+        return int(value) if f.sf_type in ("int", "long") or f.scale == 0 else value
+    return value

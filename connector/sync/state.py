@@ -20,9 +20,10 @@ class SyncTables:
     runs: Table
     conflicts: Table
     dead_letters: Table
+    retries: Table
 
     def all(self) -> list[Table]:
-        return [self.state, self.changes, self.runs, self.conflicts, self.dead_letters]
+        return [self.state, self.changes, self.runs, self.conflicts, self.dead_letters, self.retries]
 
 
 def sync_tables(metadata: MetaData, prefix: str = "") -> SyncTables:
@@ -50,7 +51,7 @@ def sync_tables(metadata: MetaData, prefix: str = "") -> SyncTables:
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("started_at", UtcDateTime, nullable=False),
         Column("ended_at", UtcDateTime),
-        Column("status", String(20), nullable=False),   # running, succeeded, parked, failed, stopped
+        Column("status", String(20), nullable=False),   # running, succeeded, retrying, parked, failed, stopped
         Column("trigger", String(40), nullable=False),
         Column("counts", Text),                           # JSON: per object pulled, pushed, merged, ...
         Column("api_calls", Integer),
@@ -91,4 +92,16 @@ def sync_tables(metadata: MetaData, prefix: str = "") -> SyncTables:
         Column("first_failed_at", UtcDateTime, nullable=False),
         Column("last_failed_at", UtcDateTime, nullable=False),
     )
-    return SyncTables(state, changes, runs, conflicts, dead_letters)
+    # Records Salesforce refused for a passing reason (UNABLE_TO_LOCK_ROW, SERVER_UNAVAILABLE): sent
+    # again from `next_attempt_at` (org time) on, with a growing wait, until they go through or the
+    # attempts run out and they are parked.
+    retries = Table(
+        meta_table_name("retries", prefix), metadata,
+        Column("object_name", String(120), primary_key=True),
+        Column("record_uuid", String(36), primary_key=True),
+        Column("attempts", Integer, nullable=False),
+        Column("next_attempt_at", UtcDateTime, nullable=False),
+        Column("error_code", String(80)),
+        Column("message", Text),
+    )
+    return SyncTables(state, changes, runs, conflicts, dead_letters, retries)

@@ -34,6 +34,8 @@ def test_init_with_flags_writes_a_private_working_configuration(tmp_path, monkey
         checked = runner.invoke(app, ["check"])
         assert "ok   login" in checked.output and "FAIL schema" in checked.output, checked.output
         assert "run `cosell mirror`" in checked.output and checked.exit_code == 1
+        # said up front: portal edits to fields the integration user cannot update are parked, not sent
+        assert "cannot update" in checked.output and "IsWon" in checked.output, checked.output
         assert runner.invoke(app, ["mirror", "--no-load"]).exit_code == 0
         assert runner.invoke(app, ["check"]).exit_code == 0
 

@@ -32,7 +32,7 @@ class FieldPath:
 @dataclass(frozen=True, slots=True)
 class Literal:
     # kind: "string" | "number" | "boolean" | "null" | "date" | "datetime" | "date_literal".
-    # value: str | int | float | bool | None | datetime.date | datetime.datetime (UTC)
+    # value: str | int | Decimal | bool | None | datetime.date | datetime.datetime (UTC)
     #        | (NAME, n or None) for date literals.
     kind: str
     value: object

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from decimal import Decimal
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken, VisitError
@@ -95,7 +96,8 @@ class _ToNodes(Transformer):
         if kind == "STRING":
             return nodes.Literal("string", decode_string(self.text, tok, pos), str(tok), pos)
         if kind == "NUMBER":
-            number = float(tok) if "." in tok else int(tok)
+            # Decimal, not float: stored currency and percent values are Decimals, and 0.1 must equal 0.1.
+            number = Decimal(str(tok)) if "." in tok else int(tok)
             return nodes.Literal("number", number, str(tok), pos)
         if kind == "DATE":
             try:

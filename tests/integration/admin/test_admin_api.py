@@ -35,7 +35,7 @@ class Admin:
         self.connector = make_connector(org, database)
         self.sync = self.connector.sync
         self.schemas = self.sync.prepare()
-        self.tables = self.sync._tables(self.schemas)
+        self.tables = self.sync.tables(self.schemas)
         self.app = create_app(self.connector, TOKEN)
         self.http = TestClient(self.app)
 

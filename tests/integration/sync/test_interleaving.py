@@ -141,6 +141,52 @@ def test_a_salesforce_edit_in_the_same_second_as_the_run_is_not_overwritten_sile
     assert _in_log(entries, loser)
 
 
+def test_a_push_that_overwrote_a_salesforce_win_puts_salesforce_s_value_back(h):
+    h.sync()
+    t = h.tables["Opportunity"]
+    row = h.rows("Opportunity", t.c.stagename == "Prospecting")[0]
+    h.execute(update(t).where(t.c._uuid == row["_uuid"]).values(stagename="Qualification"))
+    h.tick()
+
+    def org_edit(point, context):     # after the pull has read, before the push
+        if point == "pulled" and context["object"] == "Opportunity":
+            h.engine.hook = None
+            h.org.update("Opportunity", row["sfid"], {"StageName": "Needs Analysis"})
+
+    h.engine.hook = org_edit
+    h.org.calls.reset()
+    _run(h)
+    # StageName is salesforce_wins: the org's value stands on both sides, the portal's is in the log
+    assert h.org.get("Opportunity", row["sfid"])["StageName"] == "Needs Analysis"
+    assert h.rows("Opportunity", t.c._uuid == row["_uuid"])[0]["stagename"] == "Needs Analysis"
+    entries = _logged(h, row["sfid"], row["_uuid"], "StageName")
+    assert entries and entries[0]["policy"] == "salesforce_wins" and _in_log(entries, "Qualification")
+    assert h.org.calls["collections_update"] == 1, "one write-back, only because of the conflict"
+    h.sync("Opportunity")
+    assert h.org.get("Opportunity", row["sfid"])["StageName"] == "Needs Analysis"
+
+
+def test_a_portal_delete_does_not_cascade_over_a_participant_the_portal_never_saw(h):
+    h.sync()
+    opp_t = h.tables["Opportunity"]
+    row = h.rows("Opportunity")[0]
+    h.execute(delete(opp_t).where(opp_t.c._uuid == row["_uuid"]))
+    h.tick(5)
+    account = h.rows("Account")[0]["sfid"]
+    added = h.org.create("Co_Sell_Participant__c", {"Opportunity__c": row["sfid"], "Partner_Account__c": account,
+                                                    "Role__c": "Reseller", "Attribution__c": "Influenced",
+                                                    "Notes__c": "added in Salesforce meanwhile"})
+    h.sync()
+    h.sync()
+    # latest_wins: Salesforce's addition came after the portal's delete, so the deal stays, with it
+    assert h.org.get("Opportunity", row["sfid"])["IsDeleted"] is False
+    assert h.rows("Opportunity", opp_t.c.sfid == row["sfid"]), "restored in the portal"
+    part_t = h.tables["Co_Sell_Participant__c"]
+    assert h.rows("Co_Sell_Participant__c", part_t.c.sfid == added)[0]["notes__c"] == "added in Salesforce meanwhile"
+    entries = _logged(h, row["sfid"], row["_uuid"], None)
+    assert entries and "had not seen" in entries[0]["reason"]
+
+
 # -- the harness ---------------------------------------------------------------------------------
 
 @dataclass
@@ -251,7 +297,7 @@ def _install(h: Harness, hook: str, action) -> None:
         def send(request, **kwargs):
             response = original(request, **kwargs)
             body = request.body or b""
-            if (b"composite/sobjects" in request.url.encode() and request.method in ("PATCH", "POST")
+            if ("/composite" in request.url and request.method in ("PATCH", "POST")
                     and b'"Opportunity"' in (body if isinstance(body, bytes) else body.encode())
                     and not fired.is_set()):
                 fired.set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from hypothesis import given, strategies as st
 
@@ -47,8 +49,24 @@ def test_bad_values_are_refused_with_the_real_code(ftype, value, code):
 
 
 def test_numbers_are_rounded_to_the_field_scale():
-    assert coerce("currency", 1234.5678, field="A", label="A", scale=2) == 1234.57
-    assert coerce("currency", 1234.5678, field="A", label="A", scale=0) == 1235
+    assert coerce("currency", 1234.5678, field="A", label="A", scale=2) == Decimal("1234.57")
+    assert coerce("currency", 1234.5678, field="A", label="A", scale=0) == Decimal("1235")
+    assert coerce("currency", Decimal("1.005"), field="A", label="A", scale=2) == Decimal("1.01"), "half up"
+
+
+def test_currency_is_held_exactly_to_18_digits():
+    value = coerce("currency", Decimal("1234567890123456.78"), field="Amount", label="Amount", precision=18,
+                   scale=2)
+    assert value == Decimal("1234567890123456.78") and isinstance(value, Decimal)
+    assert coerce("percent", "0.1", field="P", label="P", precision=5, scale=2) == Decimal("0.1")
+
+
+@pytest.mark.parametrize("value", [12345678901234567890, Decimal("10000000000000000.00"), "-1e16"])
+def test_integer_digits_beyond_precision_minus_scale_are_out_of_range(value):
+    with pytest.raises(CoercionError) as exc:
+        coerce("currency", value, field="Amount", label="Amount", precision=18, scale=2)
+    assert exc.value.code == "NUMBER_OUTSIDE_VALID_RANGE" and exc.value.fields == ["Amount"]
+    assert exc.value.message.startswith("Amount: value outside of valid range on numeric field: ")
 
 
 @pytest.mark.parametrize("expression, results, expected", [
