@@ -7,6 +7,13 @@ Salesforce user editing through simple-salesforce, at random instants, while `co
 - every value either writer wrote that the connector later overwrote on the writer's own
   side had reached the other side first, or is kept in the conflict log.
 
+One exception is counted and printed, not failed: an org value saved after the connector's
+last read of its object and before its push arrived (milliseconds; `SyncEngine._catch_up`
+says why no REST write of Salesforce can close that window). Anything the connector could
+have read fails the test. The second test kills the sync processes (SIGKILL) mid-cycle
+while the writers write and the portal creates opportunities: the same, and nothing is
+created twice in the org.
+
 To tell the two apart the test keeps its own books, outside the connector: every write
 (each value unique, so a value names its write), an audit trigger on the mirrored tables
 logging every value the portal held (the connector's writes included), and a journal of
@@ -41,7 +48,7 @@ OPP, PART = "Opportunity", "Co_Sell_Participant__c"
 WATCHED = {OPP: {"NextStep": "nextstep", "Description": "description", "Amount": "amount"},
            PART: {"Notes__c": "notes__c", "Split_Percent__c": "split_percent__c"}}
 DEALS = 3                       # opportunities, each with one participant
-WRITE_FOR = float(os.environ.get("COSELL_WRITERS_SECONDS", "8"))
+WRITE_FOR = float(os.environ.get("COSELL_WRITERS_SECONDS", "10"))
 PAUSE = (0.03, 0.25)            # seconds between two writes of one writer
 SEED = int(os.environ.get("COSELL_WRITERS_SEED", "20261201"))
 AUDIT = "writers_audit"
@@ -384,7 +391,7 @@ def judge(h: Harness, books: Books, loop, before, cycles: int, extra: str = "") 
         diverged = None
     except AssertionError as exc:
         diverged = str(exc)
-    assert books.count("portal") >= 20 and books.count("org") >= 20, "the writers barely wrote"
+    assert books.count("portal") >= 10 and books.count("org") >= 10, "the writers barely wrote"
     assert cycles >= 2, f"only {cycles} sync cycles ran while the writers wrote"
     assert not lost and diverged is None, (
         f"seed {SEED}: " + (f"the sides differ: {diverged}\n" if diverged else "")
@@ -424,11 +431,12 @@ class KillingLoop:
         start = time.monotonic()
         pid = self.workers.start(cycles=1)
         if kill:
-            time.sleep(self.one_cycle * self.rng.uniform(0.3, 1.1))
+            time.sleep(self.one_cycle * self.rng.uniform(0.2, 1.0))
             outcome = "killed at " + self.workers.kill(pid)
         else:
             lines = self.workers.wait(pid)
             outcome = "finished" if '"status": "succeeded"' in lines[0] else f"finished: {lines[0]}"
+            self.one_cycle = time.monotonic() - start     # the kills aim at cycles as long as the last one
         self.spans.append((start, time.monotonic()))
         self.outcomes.append(outcome)
         return outcome
@@ -450,14 +458,16 @@ def test_killed_while_both_sides_write_nothing_is_lost_or_duplicated(emulator, d
     loop = KillingLoop(workers, random.Random(rng.random()))
     try:
         def first_cycle():
-            started = time.monotonic()
             assert loop.once() == "finished", loop.outcomes
-            loop.one_cycle = time.monotonic() - started
 
         h, books, before = watched_records(emulator, database, tmp_path, first_cycle)
         syncing = threading.Event()
-        write_while(h, emulator, books, rng, threading.Thread(target=loop.until, args=(syncing,)), syncing,
-                    creates=True)
+        emulator.latency = 0.01                  # every API call takes a little: kills land mid-run
+        try:
+            write_while(h, emulator, books, rng, threading.Thread(target=loop.until, args=(syncing,)), syncing,
+                        creates=True)
+        finally:
+            emulator.latency = 0.0
         during = len(loop.outcomes) - 1
         for _ in range(2):
             time.sleep(1.1)
