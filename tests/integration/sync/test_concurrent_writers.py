@@ -357,8 +357,9 @@ def watched_records(emulator, database, tmp_path, first_cycle) -> tuple[Harness,
 
 
 def write_while(h: Harness, emulator, books: Books, rng: random.Random, sync_thread: threading.Thread,
-                syncing: threading.Event, creates: bool = False) -> None:
-    """Both writers for WRITE_FOR seconds beside the sync thread; returns when all three stopped.
+                syncing: threading.Event, cycles, creates: bool = False) -> None:
+    """Both writers for WRITE_FOR seconds (longer if fewer than three sync cycles ran meanwhile)
+    beside the sync thread; returns when all three stopped.
     (Times in the books count from when they were opened.)"""
     stop, errors = threading.Event(), []
     threads = [threading.Thread(target=portal_writer,
@@ -368,6 +369,9 @@ def write_while(h: Harness, emulator, books: Books, rng: random.Random, sync_thr
         t.start()
     try:
         time.sleep(WRITE_FOR)
+        deadline = time.monotonic() + 2 * WRITE_FOR     # a slow machine: on, until three cycles ran
+        while cycles() < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         stop.set()
         for t in threads:
@@ -408,7 +412,7 @@ def test_nothing_is_lost_while_both_sides_keep_writing(emulator, database, tmp_p
     h, books, before = watched_records(emulator, database, tmp_path, first_cycle)
     syncing = threading.Event()
     write_while(h, emulator, books, random.Random(SEED), threading.Thread(target=loop.until, args=(syncing,)),
-                syncing)
+                syncing, cycles=lambda: len(loop.runs) - 1)
     during = len(loop.runs) - 1
     for _ in range(2):
         time.sleep(1.1)
@@ -465,7 +469,7 @@ def test_killed_while_both_sides_write_nothing_is_lost_or_duplicated(emulator, d
         emulator.latency = 0.01                  # every API call takes a little: kills land mid-run
         try:
             write_while(h, emulator, books, rng, threading.Thread(target=loop.until, args=(syncing,)), syncing,
-                        creates=True)
+                        cycles=lambda: len(loop.outcomes) - 1, creates=True)
         finally:
             emulator.latency = 0.0
         during = len(loop.outcomes) - 1
