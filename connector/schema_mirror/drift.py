@@ -12,16 +12,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from sqlalchemy import MetaData, Table, delete, inspect, select
 from sqlalchemy.engine import Connection
 
 from connector.schema_mirror.model import FieldSchema, ObjectSchema
 from connector.schema_mirror.tables import bookkeeping_columns, field_column, field_indexes, meta_tables, object_table
 from connector.schema_mirror.types import column_type
+
+if TYPE_CHECKING:   # Alembic is imported by `apply` only: reading the mirror (every sync) never needs it
+    from alembic.operations import Operations
 
 ChangeKind = Literal["create_table", "add_column", "widen_column", "restore_column", "retire_column",
                      "drop_column", "retire_table", "restore_table", "drop_table", "picklist_values",
@@ -178,6 +179,9 @@ def apply(conn: Connection, desired: list[ObjectSchema], current: dict[str, Stor
           *, schema: str | None = None, prefix: str = "", describes: dict[str, Any] | None = None,
           now: dt.datetime | None = None) -> None:
     """Apply `changes` in the caller's transaction and record the schema in the metadata tables."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
     now = now or dt.datetime.now(dt.timezone.utc)
     md = MetaData(schema=schema)
     meta = meta_tables(md, prefix)
