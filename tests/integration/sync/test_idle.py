@@ -124,3 +124,25 @@ def test_capture_follows_mirror_when_another_object_becomes_synced(emulator, dat
     report = after.sync()
     assert report.objects["Co_Sell_Participant__c"].updated_remote == 1
     assert emulator.get("Co_Sell_Participant__c", row["sfid"])["Notes__c"] == "from the portal"
+
+
+def test_capture_dropped_behind_its_back_is_installed_again_by_prepare(emulator, database):
+    """A SQLite batch migration (`cosell mirror` widening a column) rebuilds a table without its
+    triggers; the fingerprint still matches, so only the catalog can tell prepare to reinstall."""
+    from sqlalchemy import text
+
+    h = Harness(emulator, database)
+    h.sync()
+    with database.engine.begin() as conn:
+        if database.name == "sqlite":
+            for op in ("ins", "upd", "del"):
+                conn.execute(text(f'DROP TRIGGER "_cosell_{op}_opportunity"'))
+        else:
+            conn.execute(text(f'DROP TRIGGER "_cosell_capture" ON "{database.schema}"."opportunity"'))
+    h.engine.prepare()
+    opp = h.tables["Opportunity"]
+    row = h.rows("Opportunity")[0]
+    h.execute(update(opp).where(opp.c._id == row["_id"]).values(nextstep="after the rebuild"))
+    report = h.sync()
+    assert report.objects["Opportunity"].updated_remote == 1
+    assert emulator.get("Opportunity", row["sfid"])["NextStep"] == "after the rebuild"
