@@ -48,8 +48,9 @@ class Portal:
     @classmethod
     def for_sync(cls, sync: Any, *, install_capture: bool = True) -> Portal:
         """The portal API on the tables a sync engine keeps, with the org's own role picklist values.
-        Makes sure change capture is installed first, so every write the API makes reaches Salesforce
-        (`install_capture=False` for read-only use: reinstalling triggers locks the tables briefly)."""
+        Makes sure change capture is installed first, so every write the API makes reaches Salesforce; on
+        an up-to-date database that check only reads (`install_capture=False` for read-only use skips it,
+        and never writes even on a database an older version mirrored)."""
         schemas = sync.prepare() if install_capture else sync.mirror.schemas()
         role_field = schemas["Co_Sell_Participant__c"].field("Role__c") if "Co_Sell_Participant__c" in schemas \
             else None

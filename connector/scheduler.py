@@ -16,10 +16,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Column, MetaData, String, Table, and_, delete, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -335,6 +331,11 @@ class SyncScheduler:
     `max_instances=1` and coalescing: missed runs collapse into one, and a run never overlaps itself."""
 
     def __init__(self, runner: SyncRunner, *, misfire_grace_time: int = 300) -> None:
+        # APScheduler is imported here, not at the top: `cosell sync` uses the runner and the lock only.
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+        from apscheduler.schedulers.background import BackgroundScheduler
+
         self.runner = runner
         sync = runner.connector.sync
         self.key = f"{runner.connector.engine.url.render_as_string(hide_password=True)}|{sync.schema}|{sync.prefix}"
@@ -356,6 +357,8 @@ class SyncScheduler:
     def reconcile(self) -> None:
         """Make the stored jobs match the mapping: keep a job whose interval is unchanged (and its
         next run time), replace a changed one, drop the jobs of objects no longer mapped."""
+        from apscheduler.triggers.interval import IntervalTrigger
+
         wanted = {JOB_PREFIX + name: om.poll_interval for name, om in self.runner.connector.mapping.objects.items()}
         for job in self.scheduler.get_jobs():
             if job.id not in wanted:

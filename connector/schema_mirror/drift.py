@@ -15,10 +15,8 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from sqlalchemy import MetaData, String, Table, bindparam, delete, inspect, select
 from sqlalchemy import column as sql_column, table as sql_table
 from sqlalchemy.engine import Connection
@@ -26,6 +24,9 @@ from sqlalchemy.engine import Connection
 from connector.schema_mirror.model import FieldSchema, ObjectSchema
 from connector.schema_mirror.tables import bookkeeping_columns, field_column, field_indexes, meta_tables, object_table
 from connector.schema_mirror.types import as_decimal, column_type, sqlite_number
+
+if TYPE_CHECKING:   # Alembic is imported by `apply` only: reading the mirror (every sync) never needs it
+    from alembic.operations import Operations
 
 ChangeKind = Literal["create_table", "add_column", "widen_column", "convert_column", "restore_column",
                      "retire_column", "drop_column", "retire_table", "restore_table", "drop_table", "picklist_values",
@@ -201,6 +202,9 @@ def apply(conn: Connection, desired: list[ObjectSchema], current: dict[str, Stor
           *, schema: str | None = None, prefix: str = "", describes: dict[str, Any] | None = None,
           now: dt.datetime | None = None) -> None:
     """Apply `changes` in the caller's transaction and record the schema in the metadata tables."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
     now = now or dt.datetime.now(dt.timezone.utc)
     md = MetaData(schema=schema)
     meta = meta_tables(md, prefix)

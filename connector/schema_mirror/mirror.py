@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, Table, delete, select, text
+from sqlalchemy import MetaData, Table, delete, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from connector.mapping import Mapping
 from connector.salesforce.client import NOT_MODIFIED, SalesforceClient
 from connector.schema_mirror import currency, drift
 from connector.schema_mirror.model import MirrorProblem, ObjectSchema, object_from_describe
-from connector.schema_mirror.tables import object_table
+from connector.schema_mirror.tables import meta_tables, object_table
 
 Progress = Callable[[str, int], None]
 
@@ -45,6 +45,7 @@ class SchemaMirror:
         self.client, self.engine, self.mapping = client, engine, mapping
         self.schema = mapping.database.schema_name if engine.dialect.name != "sqlite" else None
         self.prefix = mapping.database.table_prefix
+        self._schemas: tuple[tuple | None, dict[str, ObjectSchema]] | None = None
 
     # -- describe and plan ------------------------------------------------------------------
     def plan(self, *, allow_drop: bool = False) -> MirrorPlan:
@@ -119,8 +120,14 @@ class SchemaMirror:
         return {o.name: object_table(o, md, self.engine.dialect) for o in plan.objects}
 
     def schemas(self) -> dict[str, ObjectSchema]:
-        """The mirrored objects as last described, from the metadata tables alone (no API call)."""
+        """The mirrored objects as last described, from the metadata tables alone (no API call).
+
+        Parsed once per process: while the stored describes are unchanged (one small read says so),
+        the same objects are returned again, so a one-object sync run does not re-read every object."""
         with self.engine.connect() as conn:
+            signature = self._signature(conn)
+            if self._schemas is not None and self._schemas[0] == signature:
+                return dict(self._schemas[1])
             current = drift.read_current(conn, schema=self.schema, prefix=self.prefix)
         out = {}
         for name, mapping in self.mapping.objects.items():
@@ -131,7 +138,17 @@ class SchemaMirror:
                                           prefix=self.prefix, requested_fields=list(mapping.fields.include or []),
                                           synced=mapping.direction == "read_write")
             out[name] = obj
-        return out
+        self._schemas = (signature, out)
+        return dict(out)
+
+    def _signature(self, conn: Connection) -> tuple | None:
+        """What `schemas()` depends on besides the mapping: which objects are stored, retired, and
+        when each was last described (a new describe always comes with a new time)."""
+        objects = meta_tables(MetaData(schema=self.schema), self.prefix)["objects"]
+        if not inspect(conn).has_table(objects.name, schema=self.schema):
+            return None
+        return tuple(tuple(r) for r in conn.execute(
+            select(objects.c.object_name, objects.c.retired, objects.c.described_at).order_by(objects.c.object_name)))
 
     def table(self, object_name: str) -> Table:
         """The mirrored table of an object as the mirror last built it (retired columns included),

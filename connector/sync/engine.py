@@ -102,6 +102,8 @@ class SyncEngine:
         self.meta = MetaData(schema=self.schema)
         self.state: SyncTables = sync_tables(self.meta, self.prefix)
         self.ledger = Ledger(self.state)
+        self.capture_fingerprints = capture.capture_table(self.meta, self.prefix)
+        self._table_cache: tuple[dict[str, ObjectSchema], dict[str, Table]] | None = None
         # Domain rules consulted before a record is sent (co-sell: split totals, edit locks).
         self.guards: dict[str, list[PushGuard]] = {}
         # Rules on what arrives from Salesforce: fields whose new value is refused (with a reason);
@@ -122,7 +124,10 @@ class SyncEngine:
 
     # -- set-up -----------------------------------------------------------------------------
     def prepare(self) -> dict[str, ObjectSchema]:
-        """Create the sync tables and (re)install change capture on the synced tables."""
+        """Check the sync tables and change capture, creating them where missing and reinstalling
+        capture where its definition changed; on an up-to-date database this only reads (no DDL, so no
+        exclusive lock waits for a portal transaction). The mirrored schemas are read once per process
+        and again only when the mirror changed."""
         schemas = self.mirror.schemas()
         if not schemas:
             raise ConnectorError("nothing is mirrored yet: run `cosell mirror` before `cosell sync`")
@@ -135,16 +140,24 @@ class SyncEngine:
                     # first conflict; fail at start instead.
                     raise ConfigurationError(f"mapping object {name}: {exc.args[0]}") from None
         with self.engine.begin() as conn:
-            self.meta.create_all(conn, tables=self.state.all(), checkfirst=True)
-            capture.install(conn, list(schemas.values()), self.state.changes.name, schema=self.schema)
+            self.meta.create_all(conn, tables=[*self.state.all(), self.capture_fingerprints], checkfirst=True)
+            capture.ensure(conn, list(schemas.values()), self.state.changes.name, self.capture_fingerprints,
+                           schema=self.schema)
         return schemas
 
     def tables(self, schemas: dict[str, ObjectSchema] | None = None) -> dict[str, Table]:
-        """The mirrored tables of `schemas` (default: every mirrored object), as SQLAlchemy tables."""
+        """The mirrored tables of `schemas` (default: every mirrored object), as SQLAlchemy tables.
+        Built again only when the schemas are new objects (the mirror changed): a one-object run of
+        `cosell serve` must not rebuild every mapped table."""
         if schemas is None:
             schemas = self.mirror.schemas()
+        cached = self._table_cache
+        if cached and cached[0].keys() == schemas.keys() and all(cached[0][n] is o for n, o in schemas.items()):
+            return dict(cached[1])
         md = MetaData(schema=self.schema)
-        return {name: object_table(obj, md, self.engine.dialect) for name, obj in schemas.items()}
+        tables = {name: object_table(obj, md, self.engine.dialect) for name, obj in schemas.items()}
+        self._table_cache = (dict(schemas), tables)
+        return dict(tables)
 
     def order(self, schemas: dict[str, ObjectSchema]) -> list[str]:
         """Objects with parents first, so a child can be linked to a parent created in the same run."""
