@@ -1,6 +1,7 @@
 """Dead runs and their locks, on SQLite and PostgreSQL: a run killed with SIGKILL neither blocks the
 next one nor stays `running`; a live holder is never taken over and the refusal names it; a holder
-of another host whose heartbeat stopped is; an error nobody expected still ends the run row."""
+of another host whose heartbeat stopped is; an error nobody expected still ends the run row; a runs table of an older version gains the columns
+once, with no DDL afterwards."""
 
 from __future__ import annotations
 
@@ -127,3 +128,36 @@ def test_an_error_nobody_expected_still_ends_the_run_row(connector, monkeypatch)
     monkeypatch.undo()
     assert SyncRunner(connector).run(["Opportunity"], trigger="cli", wait=0).status == "succeeded", \
         "the lock went with the failed run"
+
+
+def test_a_runs_table_of_an_older_version_gains_the_columns_once(emulator, database):
+    from sqlalchemy import Column, Integer, MetaData, String, Table, Text, event
+
+    from connector.schema_mirror.types import UtcDateTime
+
+    c = make_connector(emulator, database)
+    runs = c.sync.state.runs
+    old = Table(runs.name, MetaData(schema=runs.schema), Column("id", Integer, primary_key=True, autoincrement=True),
+                Column("started_at", UtcDateTime, nullable=False), Column("ended_at", UtcDateTime),
+                Column("status", String(20), nullable=False), Column("trigger", String(40), nullable=False),
+                Column("counts", Text), Column("api_calls", Integer), Column("error", Text))
+    with c.engine.begin() as conn:
+        old.create(conn)
+        conn.execute(insert(old).values(started_at=dt.datetime.now(UTC), status="succeeded", trigger="cli"))
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *rest) -> None:
+        statements.append(statement)
+
+    event.listen(c.engine, "before_cursor_execute", seen)
+    try:
+        assert SyncRunner(c).run(None, trigger="cli", wait=0).status == "succeeded"
+        altered = [s for s in statements if s.lstrip().upper().startswith("ALTER TABLE")]
+        assert len(altered) == 2 and all(runs.name in s for s in altered), altered
+        statements.clear()
+        assert SyncRunner(c).run(None, trigger="cli", wait=0).status == "succeeded"
+        assert not [s for s in statements if s.lstrip().upper().startswith("ALTER")], "no DDL once upgraded"
+    finally:
+        event.remove(c.engine, "before_cursor_execute", seen)
+    rows = sorted(run_rows(c).values(), key=lambda r: r.id)
+    assert rows[0].owner is None and rows[-1].owner.startswith(f"{socket.gethostname()}:{os.getpid()}:")
