@@ -138,8 +138,8 @@ class SyncLock:
         """Names locked now and by whom, whichever process holds them."""
         t = self.table
         with self.engine.connect() as conn:
-            rows = {r.name: Holder(r.name, r.owner, r.acquired_at, r.heartbeat_at)
-                    for r in conn.execute(select(t).where(t.c.expires_at > _now()))}
+            live = select(t) if self.postgres else select(t).where(t.c.expires_at > _now())
+            rows = {r.name: Holder(r.name, r.owner, r.acquired_at, r.heartbeat_at) for r in conn.execute(live)}
             if not self.postgres:
                 return {n: h for n, h in rows.items() if not process_gone(h.owner)}
             # The advisory locks are the truth: a row whose lock is free was left by a dead session.

@@ -1,7 +1,7 @@
 """Dead runs and their locks, on SQLite and PostgreSQL: a run killed with SIGKILL neither blocks the
 next one nor stays `running`; a live holder is never taken over and the refusal names it; a holder
-of another host whose heartbeat stopped is; an error nobody expected still ends the run row; a runs table of an older version gains the columns
-once, with no DDL afterwards."""
+of another host whose heartbeat stopped is; an error nobody expected still ends the run row; a runs
+table of an older version gains the columns once, with no DDL afterwards."""
 
 from __future__ import annotations
 
