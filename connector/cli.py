@@ -310,7 +310,7 @@ def _run_sync(console, connector, objects: list[str] | None, *, full: bool, trig
         try:
             return SyncRunner(connector).run(objects, full=full, trigger=trigger, wait=0)
         except LockBusy as exc:
-            _fail(RuntimeError(f"{exc}; try again when it has finished"))
+            _fail(RuntimeError(str(exc)))
         except ConnectorError as exc:
             _fail(exc)
 

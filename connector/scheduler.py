@@ -1,15 +1,15 @@
 """Background sync: each mapped object polled at its mapping's interval (APScheduler, jobs kept in
 the local database), and the lock that keeps runs apart. Every run — scheduled or on demand —
 goes through `SyncRunner`, so two runs of one object never overlap, in one process (a mutex) or
-across processes sharing a database (PostgreSQL advisory locks; a lock-row table on SQLite)."""
+across processes sharing a database (PostgreSQL advisory locks; a lock-row table on SQLite).
+A lock is taken over only from a holder known dead (its process gone from this host, or its
+heartbeat expired); never from one that may be alive."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -17,37 +17,56 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Column, MetaData, String, Table, and_, delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from connector.schema_mirror.naming import meta_table_name
 from connector.schema_mirror.types import UtcDateTime
+from connector.sync.state import HEARTBEAT_TTL, add_missing_columns, beat, new_owner, owner_process, process_gone
 
-__all__ = ["ALL", "SyncLock", "SyncRunner", "SyncScheduler", "LockBusy", "new_owner"]
+__all__ = ["ALL", "Holder", "SyncLock", "SyncRunner", "SyncScheduler", "LockBusy", "new_owner"]
 
 log = logging.getLogger("connector.scheduler")
 UTC = dt.timezone.utc
 ALL = "*"                      # every mapped object
-DEFAULT_TTL = 3600.0           # seconds a SQLite lock row lives without renewal
+DEFAULT_TTL = HEARTBEAT_TTL    # seconds a lock row lives without renewal; the runner renews every third
 JOB_PREFIX = "sync:"
-
-
-def new_owner() -> str:
-    """A name for one lock holder: host, process and a random part (unique per acquisition)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class LockBusy(Exception):
     """Another run holds an object this run needs."""
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who holds one lock: an owner (`new_owner()`), or None when the database knows only that it
+    is held (a PostgreSQL lock taken a moment ago, or by an older version)."""
+
+    name: str
+    owner: str | None
+    since: dt.datetime | None = None
+    heartbeat_at: dt.datetime | None = None
+
+    def describe(self, run_id: int | None, now: dt.datetime) -> str:
+        process = owner_process(self.owner)
+        who = f"run {run_id}" if run_id is not None else ("another run" if process or not self.owner else self.owner)
+        facts = [f"host {process[0]}", f"pid {process[1]}"] if process else []
+        if self.since is not None:
+            facts.append(f"since {self.since:%H:%M:%S} UTC")
+        if self.heartbeat_at is not None:
+            facts.append(f"heartbeat {max(0, round((now - self.heartbeat_at).total_seconds()))} s ago")
+        return who + (f" ({', '.join(facts)})" if facts else " (holder unknown)")
+
+
 class SyncLock:
     """A lock per object name, held in the local database.
 
     PostgreSQL: a session-level advisory lock per object on a connection of its own, so it dies with
-    the process that holds it. SQLite: a row in `_cosell_locks` (name, owner, expiry) taken by one
-    atomic INSERT … ON CONFLICT DO UPDATE … WHERE expired. `ALL` stands for every name in `objects`.
-    Acquiring several names is all-or-nothing."""
+    the process that holds it; `_cosell_locks` only says who holds it. SQLite: a row in
+    `_cosell_locks` (name, owner, expiry) taken by one atomic INSERT … ON CONFLICT DO UPDATE … WHERE
+    expired, or by a compare-and-swap on the owner when that owner's process is gone from this host.
+    `ALL` stands for every name in `objects`. Acquiring several names is all-or-nothing."""
 
     def __init__(self, engine: Engine, objects: Iterable[str] = (), *, schema: str | None = None,
                  prefix: str = "") -> None:
@@ -58,12 +77,14 @@ class SyncLock:
         self.table = Table(meta_table_name("locks", prefix), MetaData(schema=self.schema),
                            Column("name", String(120), primary_key=True),
                            Column("owner", String(200), nullable=False),
-                           Column("expires_at", UtcDateTime, nullable=False))
+                           Column("expires_at", UtcDateTime, nullable=False),
+                           Column("acquired_at", UtcDateTime),
+                           Column("heartbeat_at", UtcDateTime))
         self._sessions: dict[str, tuple[Connection, set[str]]] = {}   # owner -> PG session, names held
         self._guard = threading.Lock()
-        if not self.postgres:
-            with engine.begin() as conn:
-                self.table.create(conn, checkfirst=True)
+        with engine.begin() as conn:
+            self.table.create(conn, checkfirst=True)
+            add_missing_columns(conn, self.table)
 
     def names(self, target: str | Iterable[str]) -> list[str]:
         if isinstance(target, str):
@@ -101,22 +122,32 @@ class SyncLock:
             self._release_row(name, owner)
 
     def renew(self, target: str | Iterable[str], owner: str, ttl: float = DEFAULT_TTL) -> None:
-        """Push back the expiry of SQLite lock rows a long run still holds (PostgreSQL needs nothing)."""
-        if self.postgres:
-            return
+        """The heartbeat: push back the expiry of the lock rows a long run still holds (on PostgreSQL
+        the advisory lock needs none; the row only tells others the holder is alive)."""
         t = self.table
+        now = _now()
         with self.engine.begin() as conn:
             conn.execute(update(t).where(and_(t.c.name.in_(self.names(target)), t.c.owner == owner))
-                         .values(expires_at=_now() + dt.timedelta(seconds=ttl)))
+                         .values(expires_at=now + dt.timedelta(seconds=ttl), heartbeat_at=now))
 
-    def holders(self) -> dict[str, str]:
-        """Names locked now and by whom (SQLite rows; on PostgreSQL only this process's holdings)."""
-        if self.postgres:
-            with self._guard:
-                return {name: owner for owner, (_, names) in self._sessions.items() for name in names}
+    def holders(self) -> dict[str, Holder]:
+        """Names locked now and by whom, whichever process holds them."""
         t = self.table
         with self.engine.connect() as conn:
-            return {r.name: r.owner for r in conn.execute(select(t.c.name, t.c.owner).where(t.c.expires_at > _now()))}
+            live = select(t) if self.postgres else select(t).where(t.c.expires_at > _now())
+            rows = {r.name: Holder(r.name, r.owner, r.acquired_at, r.heartbeat_at) for r in conn.execute(live)}
+            if not self.postgres:
+                return {n: h for n, h in rows.items() if not process_gone(h.owner)}
+            # The advisory locks are the truth: a row whose lock is free was left by a dead session.
+            held = {(r.classid, r.objid) for r in conn.execute(text(
+                "SELECT classid, objid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"))}
+        out: dict[str, Holder] = {}
+        for name in sorted(set(self.objects) | set(rows)):
+            key = self._key(name) & 0xFFFFFFFFFFFFFFFF
+            if (key >> 32, key & 0xFFFFFFFF) in held:
+                out[name] = rows.get(name) or Holder(name, None)
+        return out
 
     # PostgreSQL: one session per owner holds all of its advisory locks (a run of every object
     # takes one connection, not one per object); session locks are re-entrant, so never share it.
@@ -137,6 +168,14 @@ class SyncLock:
                         conn.close()
                     return False
                 taken.append(name)
+            if taken:
+                now = _now()
+                stmt = postgresql_insert(self.table).values(
+                    [dict(name=n, owner=owner, acquired_at=now, heartbeat_at=now,
+                          expires_at=now + dt.timedelta(seconds=DEFAULT_TTL)) for n in taken])
+                conn.execute(stmt.on_conflict_do_update(index_elements=[self.table.c.name], set_=dict(
+                    owner=stmt.excluded.owner, acquired_at=stmt.excluded.acquired_at,
+                    heartbeat_at=stmt.excluded.heartbeat_at, expires_at=stmt.excluded.expires_at)))
         except Exception:
             conn.close()
             with self._guard:
@@ -153,6 +192,8 @@ class SyncLock:
             return
         conn, held = session
         try:
+            t = self.table
+            conn.execute(delete(t).where(and_(t.c.name.in_([n for n in names if n in held]), t.c.owner == owner)))
             for name in names:
                 if name in held:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key(name)})
@@ -169,13 +210,20 @@ class SyncLock:
     def _acquire_row(self, name: str, owner: str, ttl: float) -> bool:
         t = self.table
         now = _now()
-        stmt = sqlite_insert(t).values(name=name, owner=owner, expires_at=now + dt.timedelta(seconds=ttl))
-        stmt = stmt.on_conflict_do_update(index_elements=[t.c.name],
-                                          set_=dict(owner=stmt.excluded.owner, expires_at=stmt.excluded.expires_at),
+        mine = dict(owner=owner, expires_at=now + dt.timedelta(seconds=ttl), acquired_at=now, heartbeat_at=now)
+        stmt = sqlite_insert(t).values(name=name, **mine)
+        stmt = stmt.on_conflict_do_update(index_elements=[t.c.name], set_={k: stmt.excluded[k] for k in mine},
                                           where=t.c.expires_at <= now)
         with self.engine.begin() as conn:
             conn.execute(stmt)
-            return conn.execute(select(t.c.owner).where(t.c.name == name)).scalar() == owner
+            holder = conn.execute(select(t.c.owner).where(t.c.name == name)).scalar()
+            if holder == owner:
+                return True
+            if not process_gone(holder):
+                return False
+            # Compare-and-swap on the dead owner: of two processes taking it over, one matches.
+            return conn.execute(update(t).where(and_(t.c.name == name, t.c.owner == holder))
+                                .values(**mine)).rowcount == 1
 
     def _release_row(self, name: str, owner: str) -> None:
         t = self.table
@@ -272,10 +320,30 @@ class SyncRunner:
         owner = new_owner()
         target = ALL if objects is None else objects
         if not self.lock.acquire(target, owner, self.ttl):
-            held = self.lock.holders()
-            raise LockBusy("another run holds " + (", ".join(f"{n} ({o})" for n, o in held.items() if
-                                                             n in self.lock.names(target)) or "a needed object"))
+            raise LockBusy(self._busy(self.lock.names(target)))
         return owner
+
+    def _busy(self, wanted: list[str]) -> str:
+        """Who holds what this run needs, one clause per holder."""
+        held = [h for n, h in self.lock.holders().items() if n in wanted]
+        if not held:   # let go between our attempt and this look
+            return f"{', '.join(wanted)}: held by another run a moment ago; try again"
+        runs = self.connector.sync.state.runs
+        owners = sorted({h.owner for h in held if h.owner})
+        try:
+            with self.connector.engine.connect() as conn:
+                run_ids = dict(conn.execute(select(runs.c.owner, runs.c.id).where(
+                    and_(runs.c.owner.in_(owners), runs.c.status == "running"))).all())
+        except Exception:   # runs table not there yet, or made by an older version
+            run_ids = {}
+        now = _now()
+        clauses = []
+        for owner in dict.fromkeys(h.owner for h in held):
+            mine = [h for h in held if h.owner == owner]
+            names = ", ".join(h.name for h in mine)
+            clauses.append(f"{names} {'is' if len(mine) == 1 else 'are'} being synced by "
+                           f"{mine[0].describe(run_ids.get(owner), now)}")
+        return "; ".join(clauses) + "; wait for it to finish or stop it"
 
     def _run_held(self, objects, full, trigger, owner, ticket: RunTicket | None = None):
         target = ALL if objects is None else objects
@@ -284,7 +352,7 @@ class SyncRunner:
         renewer = threading.Thread(target=self._renew, args=(target, owner, stop), daemon=True)
         renewer.start()
         try:
-            return self.connector.sync.run(objects, full=full, trigger=trigger)
+            return self.connector.sync.run(objects, full=full, trigger=trigger, owner=owner)
         finally:
             stop.set()
             self.lock.release(target, owner)
@@ -292,9 +360,12 @@ class SyncRunner:
             self.mutex.release()
 
     def _renew(self, target, owner: str, stop: threading.Event) -> None:
-        while not stop.wait(self.ttl / 3):
+        # Other processes judge the run row by HEARTBEAT_TTL whatever this runner's lock ttl is.
+        while not stop.wait(min(self.ttl, HEARTBEAT_TTL) / 3):
             try:
                 self.lock.renew(target, owner, self.ttl)
+                with self.connector.engine.begin() as conn:
+                    beat(conn, self.connector.sync.state.runs, owner)
             except Exception as exc:   # the run goes on; the next renewal tries again
                 log.warning("could not renew the sync lock: %s", exc)
 

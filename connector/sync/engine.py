@@ -32,12 +32,12 @@ from connector.schema_mirror.model import FieldSchema, ObjectSchema, ref_uuid_co
 from connector.schema_mirror.tables import object_table
 from connector.sync import capture
 from connector.sync.merge import Conflict, merge_record, values_equal
-from connector.sync.policies import FieldConflict, get_policy
-from connector.sync.state import SyncTables, sync_tables
-from connector.sync.sources import PollSource
-from connector.sync.window import changed_since_soql
 from connector.sync.ledger import (PULL_OPERATIONS, RETRY_ATTEMPTS, Ledger, encode, gave_up,  # noqa: F401
                                     transient)
+from connector.sync.policies import FieldConflict, get_policy
+from connector.sync.sources import PollSource
+from connector.sync.state import SyncTables, add_missing_columns, end_dead_runs, new_owner, sync_tables
+from connector.sync.window import changed_since_soql
 
 log = logging.getLogger("connector.sync")
 
@@ -180,7 +180,11 @@ class SyncEngine:
         return done
 
     # -- a run ------------------------------------------------------------------------------
-    def run(self, objects: Iterable[str] | None = None, *, full: bool = False, trigger: str = "manual") -> RunReport:
+    def run(self, objects: Iterable[str] | None = None, *, full: bool = False, trigger: str = "manual",
+            owner: str | None = None) -> RunReport:
+        """One cycle. `owner`: the lock holder this run runs for, who keeps its heartbeat (the
+        runner); without one the run is judged alive by its process only. Whatever happens, the
+        run row ends: an unexpected error leaves it `failed` with the error, then is raised."""
         schemas = self.prepare()
         self._schemas = schemas
         wanted = {o.lower() for o in objects} if objects is not None else None
@@ -191,9 +195,15 @@ class SyncEngine:
         started = dt.datetime.now(UTC)
         calls_before = self.client.calls
         with self.engine.begin() as conn:
+            add_missing_columns(conn, self.state.runs)
             run_id = conn.execute(self.state.runs.insert().values(
-                started_at=started, status="running", trigger=trigger)).inserted_primary_key[0]
+                started_at=started, status="running", trigger=trigger, owner=owner or new_owner(),
+                heartbeat_at=started if owner else None)).inserted_primary_key[0]
+        with self.engine.begin() as conn:
+            for dead in end_dead_runs(conn, self.state.runs, run_id, now=started):
+                log.warning("run %s was left running by a process that stopped; run %s ended it", dead, run_id)
         report = RunReport(run_id, "running", started)
+        unexpected: BaseException | None = None
         self.client.forget_usage()
         order = [n for n in self.order(schemas) if wanted is None or n.lower() in wanted]
         ends: dict[str, dt.datetime] = {}
@@ -229,12 +239,16 @@ class SyncEngine:
         except ConnectorError as exc:
             report.status, report.error = "failed", str(exc)
             log.error("sync run %s failed: %s", run_id, exc)
+        except BaseException as exc:   # a bug or a database error: the row says so, the caller sees it
+            report.status, report.error, unexpected = "failed", f"{type(exc).__name__}: {exc}"[:4000], exc
         report.ended_at = dt.datetime.now(UTC)
         report.api_calls = self.client.calls - calls_before
         with self.engine.begin() as conn:
             conn.execute(update(self.state.runs).where(self.state.runs.c.id == run_id).values(
                 ended_at=report.ended_at, status=report.status, api_calls=report.api_calls, error=report.error,
                 counts=json.dumps({n: asdict(c) for n, c in report.objects.items()})))
+        if unexpected is not None:
+            raise unexpected
         return report
 
     # -- pull -------------------------------------------------------------------------------

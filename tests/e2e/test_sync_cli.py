@@ -68,7 +68,7 @@ def test_mirror_again_keeps_portal_edits_and_fills_new_columns_and_sync_respects
         lock = SyncLock(engine, ["Opportunity"])
         assert lock.acquire("Opportunity", "another-process", ttl=60)
         busy = runner.invoke(app, ["sync", "--object", "Opportunity"], env=env)
-        assert busy.exit_code == 2 and "another run holds Opportunity" in busy.output
+        assert busy.exit_code == 2 and "Opportunity is being synced by another-process" in busy.output
         lock.release("Opportunity", "another-process")
         org.advance_clock(seconds=1)
         assert runner.invoke(app, ["sync", "--object", "Opportunity"], env=env).exit_code == 0

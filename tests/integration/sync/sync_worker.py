@@ -6,6 +6,9 @@ COSELL_* environment (the org, the database, the mapping), the connector built b
         Imports and builds everything, prints `ready`, waits for a line `go` on stdin,
         then runs CYCLES cycles (default 3), one JSON line each, and prints `done`.
 
+    python -m tests.integration.sync.sync_worker --runner [CYCLES]
+        The same, each cycle under the sync lock, as `cosell sync` and `cosell serve` run it.
+
     python -m tests.integration.sync.sync_worker --fork-server
         Imports once, prints `ready`, then serves commands on stdin, one per line:
         `fork CYCLES` starts a worker process (a fork of this one, so it need not import
@@ -24,13 +27,15 @@ import os
 import sys
 
 
-def run_cycles(cycles: int, prefix: str = "") -> None:
+def run_cycles(cycles: int, prefix: str = "", *, runner: bool = False) -> None:
     from connector.bootstrap import build
     from connector.config import Settings
+    from connector.scheduler import SyncRunner
 
-    sync = build(Settings()).sync
+    connector = build(Settings())
+    run = SyncRunner(connector).run if runner else connector.sync.run
     for cycle in range(cycles):
-        report = sync.run(trigger="worker")
+        report = run(None, trigger="worker")
         print(f"{prefix}cycle " + json.dumps({"cycle": cycle, "status": report.status, "error": report.error}),
               flush=True)
     print(f"{prefix}done", flush=True)
@@ -79,12 +84,14 @@ def fork_server() -> int:
 def main(argv: list[str]) -> int:
     if len(argv) > 1 and argv[1] == "--fork-server":
         return fork_server()
+    runner = len(argv) > 1 and argv[1] == "--runner"
+    argv = argv[1:] if runner else argv
     cycles = int(argv[1]) if len(argv) > 1 else 3
     warm_up()
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         return 2
-    run_cycles(cycles)
+    run_cycles(cycles, runner=runner)
     return 0
 
 
