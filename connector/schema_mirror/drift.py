@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
-from sqlalchemy import MetaData, Table, delete, inspect, select
+from sqlalchemy import MetaData, Table, Text, delete, inspect, select
 from sqlalchemy.engine import Connection
 
 from connector.schema_mirror.model import FieldSchema, ObjectSchema
@@ -183,6 +183,7 @@ def apply(conn: Connection, desired: list[ObjectSchema], current: dict[str, Stor
     meta = meta_tables(md, prefix)
     md.create_all(conn, checkfirst=True)
     ops = Operations(MigrationContext.configure(conn, opts={"render_as_batch": conn.dialect.name == "sqlite"}))
+    _upgrade_meta(conn, ops, meta, schema)
     wanted = {o.name: o for o in desired}
     sqlite = conn.dialect.name == "sqlite"
     for change in changes:
@@ -225,6 +226,17 @@ def apply(conn: Connection, desired: list[ObjectSchema], current: dict[str, Stor
     _record(conn, meta, desired, current, changes, describes or {}, now)
     for obj in desired:
         ensure_bookkeeping(conn, ops, obj, schema)
+
+
+def _upgrade_meta(conn: Connection, ops: Operations, meta: dict[str, Table], schema: str | None) -> None:
+    """Metadata tables an earlier version created with `reference_to varchar(1000)`, too short for a
+    polymorphic reference's targets, become TEXT (SQLite never enforced the length)."""
+    if conn.dialect.name == "sqlite":
+        return
+    table = meta["fields"]
+    column = next(c for c in inspect(conn).get_columns(table.name, schema=schema) if c["name"] == "reference_to")
+    if getattr(column["type"], "length", None) is not None:
+        ops.alter_column(table.name, "reference_to", type_=Text(), existing_type=column["type"], schema=schema)
 
 
 def ensure_bookkeeping(conn: Connection, ops: Operations, obj: ObjectSchema, schema: str | None) -> None:
