@@ -14,7 +14,7 @@ META_TABLE_PREFIX = "_cosell_"
 
 
 def table_name(object_name: str, prefix: str = "") -> str:
-    return f"{prefix}{object_name.lower()}"
+    return fit_identifier(f"{prefix}{object_name.lower()}")
 
 
 def column_name(field_name: str) -> str:
