@@ -219,7 +219,10 @@ def mirror(
         console.print("The database matches the org and the mapping: nothing to change.")
     if plan_only:
         return
-    connector.mirror.apply(plan)
+    try:
+        connector.mirror.apply(plan)
+    except ConnectorError as exc:
+        _fail(exc)
     console.print(f"Applied {len(plan.pending)} change(s).")
     mirrored = {o.name for o in plan.objects}
     synced = [n for n, om in connector.mapping.objects.items() if om.direction == "read_write" and n in mirrored]

@@ -11,16 +11,15 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
-import operator
 import re
 from array import array
 from collections import deque
 from datetime import date, datetime, timezone
-from decimal import Decimal
 from random import Random
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from .orgdef import FieldDef, ObjectDef, OrgDef
+from .store import _rule_item_matches, evaluate_boolean_filter
 
 __all__ = ["GENERATORS", "DataStore", "generate", "generate_cosell_demo", "generate_generic"]
 
@@ -331,133 +330,16 @@ class _Rates:
 
 # -- territory assignment rules -------------------------------------------------------------------
 
+# One evaluator for the org: the rules placing generated accounts are the ones the store runs when an
+# account is saved (store.matching_territories), so a generated account keeps its territories on update.
 Predicate = Callable[[dict[str, Any]], bool]
-_FILTER_TOKEN = re.compile(r"\d+|AND\b|OR\b|NOT\b|\(|\)", re.IGNORECASE)
 
 
-def _compile_filter(expression: str | None, items: dict[int, Predicate]) -> Predicate:
-    """A rule's BooleanFilter such as "(1 OR 2) AND 3" over its items by SortOrder, as one
-    short-circuiting predicate; no filter means all items must hold."""
-    if not expression or not expression.strip():
-        ordered = [items[k] for k in sorted(items)]
-        return lambda r: all(item(r) for item in ordered)
-    tokens = [t.upper() for t in _FILTER_TOKEN.findall(expression)]
-    pos = 0
-
-    def peek() -> str | None:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> str:
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1]
-
-    def atom() -> Predicate:
-        tok = take() if peek() is not None else ""
-        if tok == "NOT":
-            inner = atom()
-            return lambda r: not inner(r)
-        if tok == "(":
-            inner = disjunction()
-            if peek() != ")":
-                raise ValueError(f"unbalanced BooleanFilter {expression!r}")
-            take()
-            return inner
-        if not tok.isdigit() or int(tok) not in items:
-            raise ValueError(f"BooleanFilter {expression!r}: {tok or 'end'} is not an item of this rule "
-                             f"(its items are {sorted(items)})")
-        return items[int(tok)]
-
-    def conjunction() -> Predicate:
-        result = atom()
-        while peek() == "AND":
-            take()
-            result = (lambda a, b: lambda r: a(r) and b(r))(result, atom())
-        return result
-
-    def disjunction() -> Predicate:
-        result = conjunction()
-        while peek() == "OR":
-            take()
-            result = (lambda a, b: lambda r: a(r) or b(r))(result, conjunction())
-        return result
-
-    result = disjunction()
-    if pos != len(tokens):
-        raise ValueError(f"cannot read BooleanFilter {expression!r}")
-    return result
-
-
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
-    "lessThan": operator.lt, "greaterThan": operator.gt, "lessOrEqual": operator.le, "greaterOrEqual": operator.ge}
-_TEXT_OPERATIONS = ("equals", "notEqual", "contains", "notContain", "startsWith", "includes", "excludes")
-
-
-def _rule_item(field: str, operation: str, value: str | None) -> Predicate:
-    """One ObjectTerritory2AssignmentRuleItem as a predicate on an account record. Values are
-    compared case-insensitively; a comma-separated Value means any of them; a blank Value with
-    `equals` matches an empty field."""
-    name = field.split(".", 1)[-1]
-    wanted = [v.strip() for v in (value or "").split(",") if v.strip()]
-    lowered = frozenset(v.lower() for v in wanted)
-    numbers = [_as_number(v) for v in wanted]
-
-    if operation in ("equals", "notEqual"):
-        if not wanted:
-            def equals(r: dict[str, Any]) -> bool:
-                v = r.get(name)
-                return v is None or v == ""
-        elif None not in numbers:
-            number_set = frozenset(numbers)
-
-            def equals(r: dict[str, Any]) -> bool:
-                v = r.get(name)
-                if isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
-                    return float(v) in number_set
-                return v is not None and str(v).lower() in lowered
-        else:
-            def equals(r: dict[str, Any]) -> bool:
-                v = r.get(name)
-                return v is not None and str(v).lower() in lowered
-        return equals if operation == "equals" else (lambda r: not equals(r))
-    if operation in _COMPARISONS:
-        op = _COMPARISONS[operation]
-        if not wanted:
-            return lambda r: False
-        number, text = numbers[0], wanted[0].lower()
-
-        def compare(r: dict[str, Any]) -> bool:
-            v = r.get(name)
-            if v is None:
-                return False
-            if number is not None and isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
-                return op(v, number)
-            return op(str(v).lower(), text)
-        return compare
-    if operation in ("contains", "notContain", "startsWith"):
-        def matches(r: dict[str, Any]) -> bool:
-            v = r.get(name)
-            if v is None:
-                return False
-            v = str(v).lower()
-            return any(v.startswith(w) if operation == "startsWith" else w in v for w in lowered)
-        return (lambda r: not matches(r)) if operation == "notContain" else matches
-    if operation in ("includes", "excludes"):
-        def includes(r: dict[str, Any]) -> bool:
-            v = r.get(name)
-            return bool(v) and not lowered.isdisjoint(x.lower() for x in str(v).split(";"))
-        return includes if operation == "includes" else (lambda r: not includes(r))
-    raise ValueError(f"unknown rule item operation {operation!r}; valid: "
-                     f"{', '.join((*_TEXT_OPERATIONS, *_COMPARISONS))}")
+def _rule_predicate(expression: str | None, items: list[dict[str, Any]]) -> Predicate:
+    numbered = {int(i.get("SortOrder") or n + 1): i for n, i in enumerate(items)}
+    evaluate_boolean_filter(expression, {k: True for k in numbered})  # a malformed filter fails here, once
+    return lambda account: evaluate_boolean_filter(
+        expression, {k: _rule_item_matches(i, account) for k, i in numbered.items()})
 
 
 class _TerritoryRules:
@@ -491,9 +373,8 @@ class _TerritoryRules:
                        if a.get("Territory2Id") in territories]
             if not items or not targets:
                 continue
-            checks = {int(i.get("SortOrder") or n + 1): _rule_item(i["Field"], i["Operation"], i.get("Value"))
-                      for n, i in enumerate(items)}
-            self.rules.append((_compile_filter(rule.get("BooleanFilter"), checks), targets))
+            items = sorted(items, key=lambda i: i.get("SortOrder") or 0)
+            self.rules.append((_rule_predicate(rule.get("BooleanFilter"), items), targets))
         if org.get_object("UserTerritory2Association") and org.get_object("User"):
             active_users = {u["Id"] for u in store.find("User", "IsActive", True)}
             for tid in territories:

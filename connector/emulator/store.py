@@ -858,17 +858,23 @@ def _rule_item_matches(item: dict[str, Any], account: dict[str, Any]) -> bool:
         except (TypeError, ValueError):
             return None
 
+    numeric = isinstance(actual, (int, float)) and not isinstance(actual, bool)
     if op in ("lessThan", "greaterThan", "lessOrEqual", "greaterOrEqual"):
-        a, b = as_number(actual), as_number(raw)
-        if a is None or b is None:
+        if actual is None or isinstance(actual, bool) or not (raw or "").strip():
             return False
+        a, b = as_number(actual), as_number(raw)
+        if a is None or b is None:  # a text field: the org orders text alphabetically, ignoring case
+            if numeric:
+                return False
+            a, b = str(actual).lower(), raw.strip().lower()
         return {"lessThan": a < b, "greaterThan": a > b, "lessOrEqual": a <= b, "greaterOrEqual": a >= b}[op]
     text = "" if actual is None else str(actual).lower()
     values = [c.lower() for c in candidates]
-    if op == "equals":
-        return text in values
-    if op == "notEqual":
-        return text not in values
+    if op in ("equals", "notEqual"):
+        # A number field equals a value by number: 1000000.0 (as JSON carries it) equals "1000000".
+        hit = any((as_number(c) == float(actual)) if numeric and as_number(c) is not None
+                  else text == c for c in values)
+        return hit if op == "equals" else not hit
     if op == "contains":
         return any(v and v in text for v in values)
     if op == "notContain":
@@ -876,8 +882,9 @@ def _rule_item_matches(item: dict[str, Any], account: dict[str, Any]) -> bool:
     if op == "startsWith":
         return any(text.startswith(v) for v in values if v)
     if op in ("includes", "excludes"):
-        chosen = {p.lower() for p in text.split(";") if p}
-        hit = any(v in chosen for v in values)
+        chosen = {p.strip() for p in text.split(";") if p.strip()}
+        # as in SOQL's INCLUDES: a comma separates alternatives, `a;b` asks for a and b both selected
+        hit = any(all(p.strip() in chosen for p in v.split(";") if p.strip()) for v in values if v.strip())
         return hit if op == "includes" else not hit
     return False
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import MetaData, String, Table, bindparam, delete, inspect, select
+from sqlalchemy import MetaData, String, Table, Text, bindparam, delete, inspect, select
 from sqlalchemy import column as sql_column, table as sql_table
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
+from connector.errors import FatalError
 from connector.schema_mirror.model import FieldSchema, ObjectSchema
 from connector.schema_mirror.tables import bookkeeping_columns, field_column, field_indexes, meta_tables, object_table
 from connector.schema_mirror.types import as_decimal, column_type, sqlite_number
@@ -34,6 +36,19 @@ ChangeKind = Literal["create_table", "add_column", "widen_column", "convert_colu
 _TEXT_FAMILY = frozenset({"id", "reference", "string", "textarea", "picklist", "multipicklist", "combobox",
                           "email", "phone", "url", "encryptedstring"})
 _DECIMAL_FAMILY = frozenset({"double", "currency", "percent"})
+
+
+class SchemaApplyError(FatalError):
+    """The database refused one change of the plan; names the object and field. The plan is applied
+    in one transaction, so nothing of it was applied."""
+
+    def __init__(self, change: Change, cause: Exception):
+        reason = getattr(cause, "orig", None) or cause
+        where = f"{change.object_name}.{change.field_name}" if change.field_name else change.object_name
+        super().__init__(f"{where}: the database refused {change.kind}"
+                         + (f" ({change.detail})" if change.detail else "")
+                         + f": {str(reason).strip().splitlines()[0]}; nothing of the plan was applied")
+        self.change = change
 
 
 @dataclass(frozen=True)
@@ -210,46 +225,50 @@ def apply(conn: Connection, desired: list[ObjectSchema], current: dict[str, Stor
     meta = meta_tables(md, prefix)
     md.create_all(conn, checkfirst=True)
     ops = Operations(MigrationContext.configure(conn, opts={"render_as_batch": conn.dialect.name == "sqlite"}))
+    _upgrade_meta(conn, ops, meta, schema)
     wanted = {o.name: o for o in desired}
     sqlite = conn.dialect.name == "sqlite"
     for change in changes:
         if not change.applies:
             continue
         obj = wanted.get(change.object_name)
-        if change.kind == "create_table":
-            object_table(obj, MetaData(schema=schema), conn.dialect).create(conn)
-        elif change.kind in ("add_column", "restore_column") and (
-                change.kind == "add_column" or not _has_column(conn, obj.table, obj.field(change.field_name).column,
-                                                                schema)):
-            f = obj.field(change.field_name)
-            ops.add_column(obj.table, field_column(f), schema=schema)
-            for name, column, unique in field_indexes(obj.table, f):
-                ops.create_index(name, obj.table, [column], unique=unique, schema=schema)
-        elif change.kind == "widen_column":
-            f = obj.field(change.field_name)
-            old = current[obj.name].fields[f.name]
-            wider = _widened(f, old)
-            old_type = column_type(_as_schema(old))
-            if sqlite:
-                with ops.batch_alter_table(obj.table, schema=schema) as batch:
-                    batch.alter_column(old.column, type_=column_type(wider), existing_type=old_type)
-            else:
-                ops.alter_column(obj.table, old.column, type_=column_type(wider), existing_type=old_type,
-                                 schema=schema)
-        elif change.kind == "convert_column":
-            f = obj.field(change.field_name)
-            old = current[obj.name].fields[f.name]
-            _convert_text_numbers(conn, ops, obj.table, old.column, _widened(f, old), schema)
-        elif change.kind == "drop_column":
-            column = current[change.object_name].fields[change.field_name].column
-            table = current[change.object_name].table
-            if sqlite:
-                with ops.batch_alter_table(table, schema=schema) as batch:
-                    batch.drop_column(column)
-            else:
-                ops.drop_column(table, column, schema=schema)
-        elif change.kind == "drop_table":
-            ops.drop_table(current[change.object_name].table, schema=schema)
+        try:
+            if change.kind == "create_table":
+                object_table(obj, MetaData(schema=schema), conn.dialect).create(conn)
+            elif change.kind in ("add_column", "restore_column") and (
+                    change.kind == "add_column" or not _has_column(conn, obj.table, obj.field(change.field_name).column,
+                                                                    schema)):
+                f = obj.field(change.field_name)
+                ops.add_column(obj.table, field_column(f), schema=schema)
+                for name, column, unique in field_indexes(obj.table, f):
+                    ops.create_index(name, obj.table, [column], unique=unique, schema=schema)
+            elif change.kind == "widen_column":
+                f = obj.field(change.field_name)
+                old = current[obj.name].fields[f.name]
+                wider = _widened(f, old)
+                old_type = column_type(_as_schema(old))
+                if sqlite:
+                    with ops.batch_alter_table(obj.table, schema=schema) as batch:
+                        batch.alter_column(old.column, type_=column_type(wider), existing_type=old_type)
+                else:
+                    ops.alter_column(obj.table, old.column, type_=column_type(wider), existing_type=old_type,
+                                     schema=schema)
+            elif change.kind == "convert_column":
+                f = obj.field(change.field_name)
+                old = current[obj.name].fields[f.name]
+                _convert_text_numbers(conn, ops, obj.table, old.column, _widened(f, old), schema)
+            elif change.kind == "drop_column":
+                column = current[change.object_name].fields[change.field_name].column
+                table = current[change.object_name].table
+                if sqlite:
+                    with ops.batch_alter_table(table, schema=schema) as batch:
+                        batch.drop_column(column)
+                else:
+                    ops.drop_column(table, column, schema=schema)
+            elif change.kind == "drop_table":
+                ops.drop_table(current[change.object_name].table, schema=schema)
+        except SQLAlchemyError as exc:
+            raise SchemaApplyError(change, exc) from exc
         conn.execute(meta["schema_changes"].insert().values(
             applied_at=now, object_name=change.object_name, field_name=change.field_name, change=change.kind,
             detail=change.detail))
@@ -280,6 +299,17 @@ def _convert_text_numbers(conn: Connection, ops: Operations, table_name: str, co
         plain = sql_table(table_name, sql_column("_id"), sql_column(column), schema=schema)
         conn.execute(plain.update().where(plain.c["_id"] == bindparam("row_id"))
                      .values({column: bindparam("number")}), converted)
+
+
+def _upgrade_meta(conn: Connection, ops: Operations, meta: dict[str, Table], schema: str | None) -> None:
+    """Metadata tables an earlier version created with `reference_to varchar(1000)`, too short for a
+    polymorphic reference's targets, become TEXT (SQLite never enforced the length)."""
+    if conn.dialect.name == "sqlite":
+        return
+    table = meta["fields"]
+    column = next(c for c in inspect(conn).get_columns(table.name, schema=schema) if c["name"] == "reference_to")
+    if getattr(column["type"], "length", None) is not None:
+        ops.alter_column(table.name, "reference_to", type_=Text(), existing_type=column["type"], schema=schema)
 
 
 def ensure_bookkeeping(conn: Connection, ops: Operations, obj: ObjectSchema, schema: str | None) -> None:
@@ -364,4 +394,4 @@ def _record(conn: Connection, meta: dict[str, Table], desired: list[ObjectSchema
                                            for rt in obj.record_types])
 
 
-__all__ = ["Change", "StoredObject", "apply", "plan", "read_current"]
+__all__ = ["Change", "SchemaApplyError", "StoredObject", "apply", "plan", "read_current"]

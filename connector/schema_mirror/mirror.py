@@ -82,6 +82,10 @@ class SchemaMirror:
     def apply(self, plan: MirrorPlan) -> list[drift.Change]:
         """Apply the plan in one transaction; a failure leaves the database as it was."""
         with self.engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                # pysqlite opens a transaction only before INSERT/UPDATE/DELETE and runs CREATE and
+                # ALTER outside one; an explicit BEGIN makes the whole plan one transaction there too.
+                conn.exec_driver_sql("BEGIN")
             self._ensure_schema(conn)
             # PostgreSQL refuses to retype or drop a column a view reads: the corporate-currency
             # views are dropped here and made again by `create_views` once the tables are final.

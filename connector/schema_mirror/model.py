@@ -158,8 +158,9 @@ class MirrorProblem:
 
 
 def ref_uuid_column(f: FieldSchema) -> str:
-    """The bookkeeping column where a portal row names its parent by the parent row's `_uuid`."""
-    return f"_{f.column}_uuid"
+    """The bookkeeping column where a portal row names its parent by the parent row's `_uuid`
+    (shortened with a hash where a long field name would take it past PostgreSQL's 63 bytes)."""
+    return naming.fit_identifier(f"_{f.column}_uuid")
 
 
 def object_from_describe(describe: dict[str, Any], *, selects=None, requested_fields: list[str] | None = None,

@@ -47,7 +47,10 @@ def bookkeeping_columns(dialect_name: str, obj: ObjectSchema | None = None) -> l
 
 
 def index_name(table: str, column: str, unique: bool) -> str:
-    return f"{'ux' if unique else 'ix'}_{table}_{column}"[:63]
+    """`ix_<table>_<column>` (`ux_` when unique). Index names share one namespace per schema and
+    PostgreSQL keeps 63 bytes of them, so a longer name is shortened with a hash of the whole name:
+    two long fields sharing their first characters still get two indexes."""
+    return naming.fit_identifier(f"{'ux' if unique else 'ix'}_{table}_{column}")
 
 
 def field_indexes(table_name: str, f: FieldSchema) -> list[tuple[str, str, bool]]:
@@ -98,7 +101,9 @@ def meta_tables(metadata: MetaData, prefix: str = "") -> dict[str, Table]:
         Column("digits", Integer, nullable=False, default=0),
         Column("external_id", Boolean, nullable=False, default=False),
         Column("is_unique", Boolean, nullable=False, default=False),
-        Column("reference_to", String(1000)),
+        # Every target of a reference, comma-separated; unbounded because a polymorphic reference
+        # names dozens of objects (Event.WhatId: 80 and more in a real org).
+        Column("reference_to", Text),
         Column("retired", Boolean, nullable=False, default=False),
         Column("retired_at", UtcDateTime),
     )

@@ -62,3 +62,19 @@ def test_mapping_schema_and_check(tmp_path):
     bad.write_text("version: 1\nobjects:\n  Opportunity:\n    direction: both\n")
     result = runner.invoke(app, ["mapping", "check", str(bad)])
     assert result.exit_code == 2 and "read_only" in result.output and "objects.Opportunity.direction" in result.output
+
+
+def test_a_change_the_database_refuses_names_the_object_and_leaves_the_database_as_it_was(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "portal.db") as db:  # a table of the admin's own, in the mirror's way
+        db.execute("CREATE TABLE opportunitysplit (id INTEGER PRIMARY KEY, note TEXT)")
+    with Emulator("cosell_demo", records=5, seed=2) as org:
+        result = runner.invoke(app, ["mirror"], env=_env(org, tmp_path))
+    assert result.exit_code == 2
+    assert "OpportunitySplit: the database refused create_table" in result.output
+    assert "already exists" in result.output and "nothing of the plan was applied" in result.output
+    assert "Traceback" not in result.output
+    with sqlite3.connect(tmp_path / "portal.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"opportunitysplit"}, "the other objects' tables were rolled back with it"

@@ -47,3 +47,29 @@ def test_rules_of_a_model_in_planning_do_not_run(emulator, sf):
     planning = {r["DeveloperName"] for r in emulator.records(
         "SELECT DeveloperName FROM Territory2 WHERE Territory2Model.State = 'Planning'")}
     assert names and not names & planning
+
+
+def test_generated_accounts_and_saved_accounts_are_placed_by_the_same_rules(emulator, sf):
+    """The org places the accounts it generates and the accounts a client saves with one evaluator.
+    An alphabetical split (Name >= 'N') once placed a generated account and not the same account saved."""
+    from connector.emulator.datagen import _TerritoryRules
+
+    model = emulator.records("SELECT Id FROM Territory2Model WHERE State = 'Active'")[0]["Id"]
+    territory = emulator.store.ref("t_uk_ent")
+    store = emulator.store
+    rule = store.new_id("ObjectTerritory2AssignmentRule")
+    # Rules are metadata in a real org (deployed, not created through the REST API): load them as the seed does.
+    store.bulk_load("ObjectTerritory2AssignmentRule", [{
+        "Id": rule, "DeveloperName": "Names_N_To_Z", "MasterLabel": "Names N to Z", "IsActive": True,
+        "ObjectType": "Account", "Territory2ModelId": model}])
+    store.bulk_load("ObjectTerritory2AssignmentRuleItem", [{
+        "Id": store.new_id("ObjectTerritory2AssignmentRuleItem"), "RuleId": rule, "SortOrder": 1,
+        "Field": "Account.Name", "Operation": "greaterOrEqual", "Value": "N"}])
+    store.bulk_load("RuleTerritory2Association", [{
+        "Id": store.new_id("RuleTerritory2Association"), "RuleId": rule, "Territory2Id": territory}])
+    record = {"Name": "Round Numbers Ltd", "BillingCountry": "Antarctica", "AnnualRevenue": 1000000.0}
+    assert emulator.store.matching_territories(record) == {territory}, "as saved"
+    assert set(_TerritoryRules(emulator.store).assign(record)) == {territory}, "as generated"
+    account_id = sf.Account.create(record)["id"]
+    assert _territories(sf, account_id) == {"UK_Enterprise"} == {
+        r["DeveloperName"] for r in emulator.records(f"SELECT DeveloperName FROM Territory2 WHERE Id = '{territory}'")}

@@ -178,3 +178,25 @@ def test_rules_that_cannot_run_are_refused_when_the_model_loads():
         _item("within", "x").matches({"billingcountry": "x"})
     # an inactive rule is not run, so its filter is not checked either
     _model(_rule("r", [_item("equals", "x")], {"T1"}, boolean_filter="1 OR", active=False))
+
+
+@pytest.mark.parametrize("field, operation, value, actual, expected", [
+    # a number field equals a value by number; JSON carries AnnualRevenue as 1000000.0
+    ("AnnualRevenue", "equals", "1000000", 1000000.0, True),
+    ("AnnualRevenue", "notEqual", "1000000", 1000000.0, False),
+    ("AnnualRevenue", "equals", "250,1000000", 1000000.0, True),
+    # multi-select picklists: `a;b` asks for both, a comma for either
+    ("Industry", "includes", "hardware;saas", "SaaS;Hardware", True),
+    ("Industry", "excludes", "hardware;saas", "SaaS;Hardware", False),
+    ("Industry", "includes", "cloud;saas", "SaaS;Hardware", False),
+    # text is ordered alphabetically, ignoring case
+    ("BillingCountry", "greaterThan", "m", "Norway", True),
+    ("BillingCountry", "lessThan", "M", "Norway", False),
+])
+def test_the_org_and_the_connector_give_one_answer_for_the_same_account(field, operation, value, actual,
+                                                                          expected):
+    """Cases where the org's rule run and the connector's evaluator once gave the same account two answers."""
+    item = _item(operation, value, f"Account.{field}")
+    local = item.matches({field.lower(): D(str(actual)) if isinstance(actual, float) else actual})
+    org = _rule_item_matches({"Field": item.field, "Operation": operation, "Value": value}, {field: actual})
+    assert (local, org) == (expected, expected)
