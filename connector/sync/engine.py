@@ -117,6 +117,7 @@ class SyncEngine:
         # commit; answered: Salesforce answered a push; recording: the base is about to commit.
         self.hook: Callable[[str, dict[str, Any]], None] | None = None
         self._pull_parked: dict[str, str] = {}
+        self._window_starts: dict[str, dt.datetime | None] = {}
 
     def _hook(self, point: str, **context: Any) -> None:
         if self.hook is not None:
@@ -295,6 +296,7 @@ class SyncEngine:
         table = tables[obj.name]
         with self.engine.connect() as conn:
             watermark = None if full else self._watermark(conn, obj.name)
+        self._window_starts[obj.name] = watermark
         if obj.field("SystemModstamp") is None:
             return counts, None
         include_deleted = obj.has_is_deleted and watermark is not None
@@ -462,11 +464,12 @@ class SyncEngine:
         # portal write to one of them waits for this page to commit and lands on top of it as a change,
         # instead of being overwritten by the values merged from what was read before it.
         local_rows = {row.sfid: dict(row._mapping) for row in conn.execute(
-            select(table).where(table.c.sfid.in_(ids)).with_for_update())} if ids else {}
+            select(table).where(table.c.sfid.in_(ids)).order_by(table.c._id).with_for_update())} if ids else {}
         ext_values = [r.get(ext_field.name) for r in records if ext_field and r.get(ext_field.name)
                       and r["Id"] not in local_rows]
         by_uuid = {row._uuid: dict(row._mapping) for row in conn.execute(
-            select(table).where(table.c._uuid.in_(ext_values)).with_for_update())} if ext_values else {}
+            select(table).where(table.c._uuid.in_(ext_values)).order_by(table.c._id).with_for_update())} \
+            if ext_values else {}
         dirty = self._dirty_uuids(conn, obj.name) if obj.synced else {}
         # Rows holding an edit Salesforce refused: their change entry is consumed, but the edit is not
         # agreed, so a Salesforce delete of such a record goes through the edit-vs-delete policy and log.
@@ -726,6 +729,7 @@ class SyncEngine:
                 for row in conn.execute(select(table).where(table.c._uuid.in_(uuids[start:start + 500]))):
                     rows[row._uuid] = dict(row._mapping)
         creates, updates, deletes, consumed, refused, held = [], [], [], [], [], set()
+        settled: list[str] = []
         vanished: list[str] = []     # rows deleted locally that never reached Salesforce
         last_sfid = {e.row_uuid: e.sfid for e in entries if e.sfid}
         guards = self.guards.get(obj.name, [])
@@ -795,7 +799,8 @@ class SyncEngine:
                     updates.append((row_uuid, {"Id": row["sfid"], **payload}, sent))
                 elif row_uuid not in held:
                     consumed.append(row_uuid)
-        counts.waiting += len(held)
+                    settled.append(row_uuid)      # nothing left to send: a park of its edit is over
+        counts.waiting += len(held - not_yet)
         self._held = held
         now = dt.datetime.now(UTC)
         with self.engine.begin() as conn:
@@ -804,6 +809,7 @@ class SyncEngine:
                 counts.parked += 1
             self._consume(conn, obj.name, consumed + [u for u, _ in refused], snapshot)
             self.ledger.clear_parked(conn, obj.name, vanished)
+            self.ledger.clear_parked(conn, obj.name, settled, keep_pulled=True)
         if creates:
             if om.external_id:
                 results = self.client.save("upsert", obj.name, [p for _, p, _ in creates], external_id=om.external_id)
@@ -813,7 +819,8 @@ class SyncEngine:
             self._hook("answered", object=obj.name, operation="create", sent=creates, results=results)
             self._record_results(obj, table, by_name, creates, results, "create", counts, snapshot, now)
         if updates:
-            written = sorted({f for _, _, sent in updates for f in sent if f in by_name})
+            written = sorted({f for _, _, sent in updates for f in sent if f in by_name}
+                             | ({"SystemModstamp"} if "SystemModstamp" in by_name else set()))
             results, before = self.client.update_reading_first(obj.name, [p for _, p, _ in updates], written)
             self._hook("answered", object=obj.name, operation="update", sent=updates, results=results)
             updates = self._judge_overwrites(obj, table, rows, updates, results, before, counts, run_id)
@@ -846,7 +853,11 @@ class SyncEngine:
         conflict of the master, decided by the object's record policy and logged. Returns True when
         Salesforce's side wins and the master is restored locally instead of deleted."""
         entry = next((e for e in reversed(entries) if e.row_uuid == row_uuid and e.op == "D"), None)
-        if entry is None:
+        # Detail records created in Salesforce since this run's read window opened reached the portal in
+        # this run, after the delete was made: the portal cannot have seen them. (Those it was shown by an
+        # earlier run, or that were only re-read, are not counted.)
+        since = self._window_starts.get(obj.name)
+        if entry is None or since is None:
             return False
         unseen: list[tuple[ObjectSchema, dict[str, Any]]] = []
         with self.engine.connect() as conn:
@@ -854,9 +865,13 @@ class SyncEngine:
                 for f in child.references:
                     if not f.cascade_delete or obj.name not in f.reference_to or child.name not in tables:
                         continue
+                    created = child.field("CreatedDate")
+                    if created is None:
+                        continue
                     ct = tables[child.name]
+                    child_since = self._window_starts.get(child.name) or since
                     for r in conn.execute(select(ct).where(and_(ct.c[f.column] == sfid,
-                                                                ct.c._synced_at > entry.changed_at))):
+                                                                ct.c[created.column] >= child_since))):
                         unseen.append((child, dict(r._mapping)))
         if not unseen:
             return False
@@ -905,15 +920,15 @@ class SyncEngine:
             found = before.get(payload["Id"])
             base = self._decode_base(obj, rows[row_uuid].get("_base")) or {}
             overwritten = [] if not result.get("success") or found is None else [
-                f for f in sent if f in by_name and f in base
-                and not values_equal(by_name[f].to_python(found.get(f)), base[f])
+                f for f in sent if f in by_name
+                and not values_equal(by_name[f].to_python(found.get(f)), base.get(f))
                 and not values_equal(by_name[f].to_python(found.get(f)), sent[f])]
             if not overwritten:
                 out.append((row_uuid, payload, sent))
                 continue
             remote = {f: by_name[f].to_python(found.get(f)) for f in overwritten}
             result_ = merge_record(object_name=obj.name, record_key=payload["Id"], fields=overwritten,
-                                   base={f: base[f] for f in overwritten}, local={f: sent[f] for f in overwritten},
+                                   base={f: base.get(f) for f in overwritten}, local={f: sent[f] for f in overwritten},
                                    remote=remote, local_state="present", remote_state="present",
                                    policy_for=om.policy_for, record_policy=om.conflict_policy,
                                    local_changed_at=dirty_at.get(row_uuid) or dt.datetime.now(UTC),
@@ -925,13 +940,20 @@ class SyncEngine:
             back = {f: v for f, v in result_.merged.items() if not values_equal(v, sent[f])}
             if back:
                 restores.append({"Id": payload["Id"], **{f: _wire(by_name[f], v) for f, v in back.items()}})
-                local_fixes.append((row_uuid, {f: (sent[f], v) for f, v in back.items()}))
+                local_fixes.append((len(out), row_uuid, {f: (sent[f], v) for f, v in back.items()}))
             out.append((row_uuid, payload, {**sent, **back}))
         if restores:
             answers = self.client.save("update", obj.name, restores)
-            counts.updated_remote += sum(1 for a in answers if a.get("success"))
+            confirmed = []
+            for (index, row_uuid, fixes), answer in zip(local_fixes, answers):
+                if answer.get("success"):
+                    confirmed.append((row_uuid, fixes))
+                else:   # Salesforce keeps the pushed value: so does the base; the conflict stays logged
+                    out[index] = (out[index][0], out[index][1], updates[index][2])
+                    log.warning("%s %s: writing Salesforce's value back failed: %s", obj.name, row_uuid,
+                                answer.get("errors"))
             with self.engine.begin() as conn:
-                for row_uuid, fixes in local_fixes:
+                for row_uuid, fixes in confirmed:
                     for name, (was, value) in fixes.items():
                         column = table.c[by_name[name].column]
                         # only where the row still holds what was sent: a newer portal edit stays a change
@@ -1079,7 +1101,7 @@ class SyncEngine:
                             base[om.external_id] = row_uuid
                     values["_base"] = self._encode_base(base)
                     conn.execute(update(table).where(table.c._uuid == row_uuid).values(**values))
-                    self.ledger.clear_parked(conn, obj.name, [row_uuid])
+                    self.ledger.clear_parked(conn, obj.name, [row_uuid], keep_pulled=True)
                     done.append(row_uuid)
                     if operation == "create":
                         counts.created_remote += 1

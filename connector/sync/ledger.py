@@ -109,12 +109,15 @@ class Ledger:
                 _sync_error=message, _sync_version=table.c._sync_version + 1))
         log.warning("%s %s %s parked: %s", name, operation, sfid or row_uuid, message)
 
-    def clear_parked(self, conn: Connection, name: str, row_uuids: list[str]) -> None:
-        """Parked entries of records that went through, or no longer exist on either side."""
+    def clear_parked(self, conn: Connection, name: str, row_uuids: list[str], *, keep_pulled: bool = False) -> None:
+        """Parked entries of records that went through, or no longer exist on either side. A push that
+        went through says nothing of a value refused on the way in: `keep_pulled` leaves those."""
         dl = self.tables.dead_letters
         for start in range(0, len(row_uuids), 500):
-            conn.execute(delete(dl).where(and_(dl.c.object_name == name,
-                                               dl.c.record_uuid.in_(row_uuids[start:start + 500]))))
+            where = and_(dl.c.object_name == name, dl.c.record_uuid.in_(row_uuids[start:start + 500]))
+            if keep_pulled:
+                where = and_(where, dl.c.operation.not_in(PULL_OPERATIONS))
+            conn.execute(delete(dl).where(where))
 
     def parked_among(self, conn: Connection, name: str, row_uuids: list[str]) -> set[str]:
         """Rows holding a local change Salesforce refused (parked on the way out)."""
