@@ -501,6 +501,11 @@ class SyncEngine:
                 continue
             base = self._decode_base(obj, local.get("_base"))
             local_values = {f.name: local.get(f.column) for f in obj.fields}
+            if base is None and local.get("sfid") is None:
+                # The portal's create reached Salesforce but its answer did not (a crash, a lost reply):
+                # what the create carried is agreed, so a value Salesforce filled in (a default owner) is
+                # taken, and a portal edit made since still differs from it and wins as a local change.
+                base = {n: (remote.get(n) if local_values.get(n) is not None else None) for n in merge_fields}
             # A parked row still holds the edit Salesforce refused: never overwritten without the log.
             is_dirty = obj.synced and (local["_uuid"] in dirty or local["_uuid"] in parked)
             result = merge_record(
