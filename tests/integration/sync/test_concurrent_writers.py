@@ -79,6 +79,7 @@ class Books:
         self.by_value: dict[Any, Write] = {}
         self.org_held: dict[tuple[int, str], list[Any]] = {}
         self.org_held_at: dict[tuple[int, str], list[float]] = {}   # when the org took each value
+        self.org_sent_at: dict[tuple[int, str], list[float]] = {}   # when the request carrying it arrived
         self.org_reads: list[tuple[float, str]] = []                 # when each query call ended, its text
         self.raced: list[str] = []
         self.killed_in_flight: list[str] = []
@@ -158,6 +159,7 @@ def journal_org(emulator, books: Books) -> None:
     behaviour is unchanged."""
     store = emulator.store
     original = store.update
+    request = threading.local()       # when the request being answered on this thread arrived
 
     def update_and_note(object_name, record_id, values, **kw):
         with store.lock:
@@ -171,13 +173,24 @@ def journal_org(emulator, books: Books) -> None:
                 value = norm(record.get(name))
                 if not seen or seen[-1] != value:
                     seen.append(value)
-                    books.org_held_at.setdefault((i, name), []).append(time.monotonic() - books.started)
+                    now = time.monotonic() - books.started
+                    books.org_held_at.setdefault((i, name), []).append(now)
+                    books.org_sent_at.setdefault((i, name), []).append(getattr(request, "arrived", now))
 
     store.update = update_and_note
     handle = emulator.api.handle
 
     def handle_and_note(req):
-        response = handle(req)
+        # The server sleeps `emulator.latency` between reading a request and answering it; a
+        # composite request's subrequests come back through here and keep its arrival.
+        outer = not hasattr(request, "arrived")
+        if outer:
+            request.arrived = time.monotonic() - emulator.latency - books.started
+        try:
+            response = handle(req)
+        finally:
+            if outer:
+                del request.arrived
         if req.path.startswith(("/query", "/composite")) and req.method in ("GET", "POST"):
             books.org_reads.append((time.monotonic() - books.started,
                                     (req.param("q") or req.body.decode(errors="replace")).lower()))
@@ -310,19 +323,22 @@ def lost_values(h: Harness, books: Books, loop) -> list[str]:
         if w.side == "org":
             times = books.org_held_at[(w.record, w.field)]
             took, replaced = times[len(mine) - len(after) - 1], times[len(mine) - len(after)]
+            sent = books.org_sent_at[(w.record, w.field)][len(mine) - len(after)]
             read = last_read_before(books, obj, replaced)
             by += (f", which reached the org at +{replaced:.3f}s (the org took {w.value!r} at +{took:.3f}s; "
                    f"the connector's last read of {obj} before its write ended at "
                    + (f"+{read:.3f}s)" if read is not None else "never)"))
+            # The push that replaced it may have been sent by a process killed before the org
+            # applied it: its request arrived while the process lived.
             killer = next((b for (a, b), outcome in zip(loop.spans, getattr(loop, "outcomes", []))
-                           if outcome.startswith("killed") and a <= replaced + books.started <= b
-                           and b - (replaced + books.started) < KILL_WINDOW), None)
+                           if outcome.startswith("killed") and a <= sent + books.started <= b
+                           and b - (sent + books.started) < KILL_WINDOW), None)
             if killer is not None:
                 # The engine's one documented window: the update and its read of the record ran in
                 # Salesforce, and the process died (SIGKILL) before it could log what it overwrote;
                 # the resent update then reads its own value. Counted and shown, not hidden.
                 books.killed_in_flight.append(f"{where}; replaced by {by}; the process was killed "
-                                              f"{killer - replaced - books.started:.3f}s after that write")
+                                              f"{killer - sent - books.started:+.3f}s after sending that write")
                 continue
         runs = ", ".join(f"{a - books.started:+.2f}..{b - books.started:+.2f}s" for a, b in loop.spans
                          if b >= books.started)
