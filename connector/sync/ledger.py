@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, select, update
+from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from connector.sync.merge import Conflict
@@ -70,6 +70,14 @@ def gave_up(result: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class Ledger:
     tables: SyncTables
+
+    # -- the change log --------------------------------------------------------------------------
+    def dirty_uuids(self, conn: Connection, object_name: str) -> dict[str, dt.datetime]:
+        """The rows of an object with local changes not sent yet, with the time of their latest change."""
+        ch = self.tables.changes
+        rows = conn.execute(select(ch.c.row_uuid, func.max(ch.c.changed_at)).where(ch.c.object_name == object_name)
+                            .group_by(ch.c.row_uuid)).all()
+        return {r[0]: r[1] for r in rows}
 
     # -- conflicts ------------------------------------------------------------------------------
     def log_conflicts(self, conn: Connection, object_name: str, row_uuid: str | None, sfid: str | None,

@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import DataError
 
 from connector.scheduler import LockBusy, SyncLock, SyncRunner
+from connector.sync.push import Pusher
 from tests.integration.admin.test_admin_api import make_connector
 from tests.integration.sync.test_crash import REPO, mapping_with_schema, worker_env
 
@@ -119,7 +120,7 @@ def test_an_error_nobody_expected_still_ends_the_run_row(connector, monkeypatch)
     def push(*args, **kwargs):
         raise DataError("INSERT INTO opportunity ...", {}, ValueError("value too long for type character varying(3)"))
 
-    monkeypatch.setattr(connector.sync, "_push", push)
+    monkeypatch.setattr(Pusher, "push", push)
     with pytest.raises(DataError):
         SyncRunner(connector).run(["Opportunity"], trigger="cli", wait=0)
     (row,) = [r for r in run_rows(connector).values() if r.trigger == "cli"]
