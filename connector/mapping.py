@@ -5,8 +5,6 @@ It must never guess: an unknown key, name or value is an error naming the file, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -24,6 +22,9 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+
+# The one policy registry (names and implementations); it imports nothing of the connector.
+from connector.sync.policies import POLICY_NAMES
 
 __all__ = [
     "BUILTIN_POLICIES",
@@ -44,7 +45,6 @@ __all__ = [
     "load_mapping",
     "mapping_json_schema",
     "parse_duration",
-    "register_policy_name",
 ]
 
 # The one shipped default lives inside the package so that it installs as package data with a wheel;
@@ -69,45 +69,6 @@ DEFAULT_POLL_INTERVAL = 300
 
 class MappingError(ValueError):
     """A mapping file that cannot be used; the message names the file, the key path and the valid choices."""
-
-
-# -- the conflict-policy name registry --------------------------------------------------------------
-
-_POLICY_NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
-
-
-class _PolicyNames(AbstractSet[str]):
-    """A read-only set view of the policy names a mapping may use; names are added only through
-    `register_policy_name`, so every name in it has been checked."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self._names: set[str] = set(names)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._names
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._names))
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __repr__(self) -> str:
-        return f"POLICY_NAMES({', '.join(self)})"
-
-
-POLICY_NAMES = _PolicyNames(BUILTIN_POLICIES)
-
-
-def register_policy_name(name: str) -> None:
-    """Make `name` a valid conflict policy in mapping files loaded from now on (idempotent).
-
-    The sync engine registers the implementation under the same name; this module only knows names,
-    so that loading a mapping never imports the engine."""
-    if not isinstance(name, str) or not _POLICY_NAME_RE.fullmatch(name):
-        raise ValueError(f"{name!r} is not a usable policy name: use lower-case letters, digits and "
-                         "underscores, starting with a letter (like 'registration_state_machine')")
-    POLICY_NAMES._names.add(name)
 
 
 # -- durations ----------------------------------------------------------------------------------------

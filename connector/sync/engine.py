@@ -16,24 +16,26 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import MetaData, Table, and_, delete, select, update
+from sqlalchemy import MetaData, Table, and_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, StatementError
 
 from connector.errors import AuthenticationFailed, ConfigurationError, ConnectorError, QuotaExhausted
-from connector.mapping import Mapping, ObjectMapping
+from connector.mapping import Mapping
 from connector.salesforce.client import SalesforceClient
 from connector.schema_mirror.mirror import SchemaMirror
-from connector.schema_mirror.model import FieldSchema, ObjectSchema, ref_uuid_column
+from connector.schema_mirror.model import ObjectSchema
 from connector.schema_mirror.tables import object_table
 from connector.sync import capture
-from connector.sync.merge import Conflict, merge_record
+from connector.sync.apply import PagePlanner, RemoteGuard, delete_local, execute, read_context  # noqa: F401
+from connector.sync.merge import Conflict
 from connector.sync.ledger import PULL_OPERATIONS, RETRY_ATTEMPTS, Ledger, encode  # noqa: F401
-from connector.sync.push import MissingParent, PushDecision, Pusher, PushGuard, RemoteGuard  # noqa: F401
+from connector.sync.push import MissingParent, PushDecision, Pusher, PushGuard  # noqa: F401
+from connector.sync.report import ObjectCounts, RunReport
 from connector.sync.policies import get_policy
 from connector.sync.sources import PollSource
 from connector.sync.state import SyncTables, add_missing_columns, end_dead_runs, new_owner, sync_tables
@@ -50,39 +52,6 @@ DELETE_LOG_REACH = dt.timedelta(days=15)
 RECONCILE_WITHOUT_DELETE_LOG = dt.timedelta(hours=1)
 
 
-@dataclass
-class ObjectCounts:
-    pulled: int = 0
-    created_local: int = 0
-    updated_local: int = 0
-    deleted_local: int = 0
-    created_remote: int = 0
-    updated_remote: int = 0
-    deleted_remote: int = 0
-    conflicts: int = 0
-    parked: int = 0
-    waiting: int = 0
-    retrying: int = 0
-    error: str | None = None
-
-
-@dataclass
-class RunReport:
-    run_id: int
-    status: str
-    started_at: dt.datetime
-    ended_at: dt.datetime | None = None
-    objects: dict[str, ObjectCounts] = field(default_factory=dict)
-    api_calls: int = 0
-    error: str | None = None
-
-    @property
-    def parked(self) -> int:
-        return sum(c.parked for c in self.objects.values())
-
-    @property
-    def retrying(self) -> int:
-        return sum(c.retrying for c in self.objects.values())
 
 
 class SyncEngine:
@@ -107,7 +76,6 @@ class SyncEngine:
         # the org's record is put back to the base value both sides last agreed on.
         self.remote_guards: dict[str, list[RemoteGuard]] = {}
         self._held: set[str] = set()
-        self._restores: list[tuple[str, str, dict[str, Any]]] = []
         # Observation points of a cycle (`HOOK_POINTS`), called with the point's name and what it is
         # about; the interleaving tests write to either side there. A hook must not raise.
         # pulled: a page read from Salesforce, not applied yet; applying: its transaction is about to
@@ -352,24 +320,30 @@ class SyncEngine:
 
     def _apply_records(self, obj: ObjectSchema, tables: dict[str, Table], records: list[dict[str, Any]],
                        counts: ObjectCounts, run_id: int, watermark_to: dt.datetime | None) -> None:
-        page_counts = ObjectCounts()
-        self._restores: list[tuple[str, str, dict[str, Any]]] = []
+        """One page in one transaction: read the portal's side locked, merge (`PagePlanner`), write the
+        plan with the watermark, and write refused Salesforce values back before it commits."""
+        om = self.mapping.objects[obj.name]
+        planner = PagePlanner(obj, tables, om, self.remote_guards.get(obj.name, []))
         with self.engine.begin() as conn:
-            self._apply_remote_page(conn, obj, tables, records, page_counts, run_id)
+            if records:
+                self._write_lock(conn)
+            context = read_context(conn, obj, tables, om, records, self.ledger)
+            plan = planner.plan(records, context, dt.datetime.now(UTC))
+            execute(conn, obj, tables[obj.name], plan, self.ledger, run_id, self.queue_for_push)
             if watermark_to is not None:
                 self._set_watermark(conn, obj.name, watermark_to)
             if self._pull_parked.get(obj.name):
                 self.ledger.clear_pulled(conn, obj.name, [r["Id"] for r in records])
-            if self._restores:
+            if plan.restores:
                 # Written back before the page commits: if the run dies first, the watermark has not
                 # moved, the record is read again and refused again.
                 by_name = fields_by_name(obj)
                 self.client.save("update", obj.name, [
                     {"Id": sfid, **{k: wire(by_name[k], v) for k, v in values.items()}}
-                    for _, sfid, values in self._restores])
-                page_counts.updated_remote += len(self._restores)
+                    for sfid, values in plan.restores])
+                plan.counts.updated_remote += len(plan.restores)
             self._hook("applying", object=obj.name, records=records)
-        for name, value in asdict(page_counts).items():
+        for name, value in asdict(plan.counts).items():
             if isinstance(value, int):
                 setattr(counts, name, getattr(counts, name) + value)
 
@@ -440,120 +414,8 @@ class SyncEngine:
         rows = conn.execute(select(table.c._uuid, table.c.sfid).where(table.c.sfid.is_not(None))).all()
         gone = [r for r in rows if r.sfid not in seen and r._uuid not in dirty]
         for r in gone:
-            self._delete_local(conn, table, r._uuid)
+            delete_local(conn, table, r._uuid, self.ledger)
             counts.deleted_local += 1
-
-    def _apply_remote_page(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
-                           records: list[dict[str, Any]], counts: ObjectCounts, run_id: int) -> None:
-        table = tables[obj.name]
-        by_name = fields_by_name(obj)
-        om = self.mapping.objects[obj.name]
-        ext_field = by_name.get(om.external_id) if om.external_id else None
-        ids = [r["Id"] for r in records]
-        if ids:
-            self._write_lock(conn)
-        # The rows are read locked (FOR UPDATE on PostgreSQL, the write lock taken above on SQLite): a
-        # portal write to one of them waits for this page to commit and lands on top of it as a change,
-        # instead of being overwritten by the values merged from what was read before it.
-        local_rows = {row.sfid: dict(row._mapping) for row in conn.execute(
-            select(table).where(table.c.sfid.in_(ids)).order_by(table.c._id).with_for_update())} if ids else {}
-        ext_values = [r.get(ext_field.name) for r in records if ext_field and r.get(ext_field.name)
-                      and r["Id"] not in local_rows]
-        by_uuid = {row._uuid: dict(row._mapping) for row in conn.execute(
-            select(table).where(table.c._uuid.in_(ext_values)).order_by(table.c._id).with_for_update())} \
-            if ext_values else {}
-        dirty = self.ledger.dirty_uuids(conn, obj.name) if obj.synced else {}
-        # Rows holding an edit Salesforce refused: their change entry is consumed, but the edit is not
-        # agreed, so a Salesforce delete of such a record goes through the edit-vs-delete policy and log.
-        parked = self.ledger.parked_among(conn, obj.name, [row["_uuid"] for row in local_rows.values()]) \
-            if obj.synced else set()
-        ch = self.state.changes
-        deleted_here = {r.sfid: r for r in conn.execute(
-            select(ch.c.row_uuid, ch.c.sfid, ch.c.changed_at, ch.c.base).where(and_(
-                ch.c.object_name == obj.name, ch.c.op == "D", ch.c.sfid.in_(ids))))} if obj.synced and ids else {}
-        merge_fields = [f.name for f in obj.fields if f.name not in SYSTEM_FIELDS]
-        writable = {f.name for f in obj.fields if (f.createable or f.updateable) and f.name not in SYSTEM_FIELDS}
-        inserts: list[dict[str, Any]] = []
-        ref_maps = self._ref_maps(conn, obj, tables, records)
-        for record in records:
-            remote = {f.name: f.to_python(record.get(f.name)) for f in obj.fields}
-            local = local_rows.get(record["Id"])
-            if local is None and ext_field is not None and record.get(ext_field.name) in by_uuid:
-                local = by_uuid[record[ext_field.name]]
-            deleted = bool(remote.get("IsDeleted"))
-            if local is None and record["Id"] in deleted_here:
-                self._merge_local_delete(conn, obj, tables, table, record["Id"], deleted_here[record["Id"]],
-                                         remote, deleted, merge_fields, writable, om, run_id, counts)
-                continue
-            if local is None:
-                if deleted:
-                    continue
-                self._insert_local(conn, obj, tables, table, remote, batch=inserts, ref_maps=ref_maps)
-                counts.created_local += 1
-                continue
-            base = decode_base(obj, local.get("_base"))
-            local_values = {f.name: local.get(f.column) for f in obj.fields}
-            if base is None and local.get("sfid") is None:
-                # The portal's create reached Salesforce but its answer did not (a crash, a lost reply):
-                # what the create carried is agreed, so a value Salesforce filled in (a default owner) is
-                # taken, and a portal edit made since still differs from it and wins as a local change.
-                base = {n: (remote.get(n) if local_values.get(n) is not None else None) for n in merge_fields}
-            # A parked row still holds the edit Salesforce refused: never overwritten without the log.
-            is_dirty = obj.synced and (local["_uuid"] in dirty or local["_uuid"] in parked)
-            result = merge_record(
-                object_name=obj.name, record_key=record["Id"], fields=merge_fields, base=base,
-                local=local_values, remote=remote, local_state="present",
-                remote_state="deleted" if deleted else "present",
-                policy_for=om.policy_for, record_policy=om.conflict_policy,
-                local_changed_at=dirty.get(local["_uuid"]), remote_changed_at=remote.get("SystemModstamp"),
-                remote_writable=writable if obj.synced else (), local_dirty=is_dirty)
-            refused = self._refused_remote(obj, base, remote)
-            if refused:
-                result = self._undo_remote(obj, result, base, remote, refused, local["_uuid"], record["Id"],
-                                           conn, run_id, counts)
-            self._log(conn, obj, local["_uuid"], record["Id"], result.conflicts, run_id, counts)
-            if result.action == "delete_local":
-                self._delete_local(conn, table, local["_uuid"])
-                counts.deleted_local += 1
-                continue
-            if result.action == "restore_remote" and self._master_gone(conn, obj, tables, local_values):
-                # A master-detail child cannot come back without its master: it follows the parent's
-                # delete, and the portal's edit stays in the conflict log.
-                self._log(conn, obj, local["_uuid"], record["Id"], [Conflict(
-                    field=None, base=None, local=local_values, remote=None, local_changed_at=dirty.get(local["_uuid"]),
-                    remote_changed_at=remote.get("SystemModstamp"), policy=om.conflict_policy, winner="salesforce",
-                    value=None, parked=False, reason="its master record was deleted in Salesforce, so the record "
-                    "cannot be restored; the portal's values are kept here")], run_id, counts)
-                self._delete_local(conn, table, local["_uuid"])
-                counts.deleted_local += 1
-                continue
-            if result.action == "restore_remote":
-                # The local edit wins over a Salesforce delete: the row is created again from its values.
-                conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(
-                    sfid=None, _base=None, _sync_version=table.c._sync_version + 1))
-                self.queue_for_push(conn, obj.name, local["_uuid"])
-                continue
-            new_local = dict(result.to_local)
-            # System fields always follow Salesforce; they are never merged.
-            for name in SYSTEM_FIELDS:
-                if name in by_name and name != "IsDeleted":
-                    new_local[name] = remote.get(name)
-            agreed = dict(result.merged)
-            for name in result.to_remote:     # not yet in Salesforce: keep the old base so push sends it
-                agreed[name] = (base or {}).get(name)
-            values = {by_name[n].column: v for n, v in new_local.items() if n in by_name}
-            values.update(self._ref_uuids(conn, obj, tables, {**local_values, **new_local}))
-            values.update(sfid=record["Id"], _base=encode_base(agreed), _synced_at=dt.datetime.now(UTC),
-                          _sync_version=table.c._sync_version + 1)
-            conn.execute(update(table).where(table.c._uuid == local["_uuid"]).values(**values))
-            if result.to_local:
-                counts.updated_local += 1
-        # One multi-row insert per set of columns (rows carrying their own _uuid differ from the rest).
-        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for row in inserts:
-            groups.setdefault(tuple(sorted(row)), []).append(row)
-        for rows in groups.values():
-            conn.execute(table.insert(), rows)
 
     def _write_lock(self, conn: Connection) -> None:
         """On SQLite, take the database's write lock now, at the start of the transaction: the driver
@@ -562,130 +424,6 @@ class SyncEngine:
         if conn.dialect.name == "sqlite":
             st = self.state.state
             conn.execute(update(st).where(st.c.object_name.is_(None)).values(watermark=st.c.watermark))
-
-    def _refused_remote(self, obj: ObjectSchema, base: dict[str, Any] | None,
-                        remote: dict[str, Any]) -> dict[str, str]:
-        refused: dict[str, str] = {}
-        for guard in self.remote_guards.get(obj.name, []):
-            refused.update(guard(obj, base, remote))
-        return refused
-
-    def _undo_remote(self, obj: ObjectSchema, result: Any, base: dict[str, Any] | None, remote: dict[str, Any],
-                     refused: dict[str, str], row_uuid: str, sfid: str, conn: Connection, run_id: int,
-                     counts: ObjectCounts) -> Any:
-        """Keep the base value of refused fields on both sides: the portal keeps it, and the org's
-        record is written back to it after this page commits."""
-        from dataclasses import replace
-
-        base = base or {}
-        restore = {name: base.get(name) for name in refused}
-        conflicts = [Conflict(field=name, base=base.get(name), local=base.get(name), remote=remote.get(name),
-                              local_changed_at=None, remote_changed_at=remote.get("SystemModstamp"),
-                              policy="remote_guard", winner="local", value=base.get(name), parked=False,
-                              reason=reason) for name, reason in refused.items()]
-        self._restores.append((obj.name, sfid, restore))
-        return replace(result, merged={**result.merged, **restore},
-                       to_local={k: v for k, v in result.to_local.items() if k not in refused},
-                       conflicts=tuple(result.conflicts) + tuple(conflicts))
-
-    def _master_gone(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
-                     values: dict[str, Any]) -> bool:
-        for f in obj.references:
-            parent_id = values.get(f.name)
-            if not f.cascade_delete or not parent_id:
-                continue
-            for parent_name in f.reference_to:
-                parent = tables.get(parent_name)
-                if parent is not None and conn.execute(select(parent.c._id).where(
-                        parent.c.sfid == parent_id)).first() is None:
-                    return True
-        return False
-
-    def _merge_local_delete(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table], table: Table,
-                            sfid: str, entry: Any, remote: dict[str, Any], remote_deleted: bool,
-                            merge_fields: list[str], writable: set[str], om: ObjectMapping, run_id: int,
-                            counts: ObjectCounts) -> None:
-        """A row deleted in the portal whose record Salesforce also changed: merge the delete."""
-        if remote_deleted:
-            conn.execute(delete(self.state.changes).where(self.state.changes.c.row_uuid == entry.row_uuid))
-            return
-        result = merge_record(
-            object_name=obj.name, record_key=sfid, fields=merge_fields, base=decode_base(obj, entry.base),
-            local=None, remote=remote, local_state="deleted", remote_state="present",
-            policy_for=om.policy_for, record_policy=om.conflict_policy, local_changed_at=entry.changed_at,
-            remote_changed_at=remote.get("SystemModstamp"), remote_writable=writable, local_dirty=True)
-        self._log(conn, obj, entry.row_uuid, sfid, result.conflicts, run_id, counts)
-        if result.action in ("restore_local", "create_local"):
-            remote = dict(remote)
-            self._insert_local(conn, obj, tables, table, remote, row_uuid=entry.row_uuid)
-            conn.execute(delete(self.state.changes).where(self.state.changes.c.row_uuid == entry.row_uuid))
-            counts.created_local += 1
-        # delete_remote: the push sends the delete logged by the trigger.
-
-    def _insert_local(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table], table: Table,
-                      remote: dict[str, Any], row_uuid: str | None = None,
-                      batch: list[dict[str, Any]] | None = None, ref_maps: dict | None = None) -> None:
-        """Insert a row for a record new to the portal; with `batch`, the row is queued for one
-        multi-row insert per page instead (an initial load inserts hundreds of thousands)."""
-        values = {f.column: remote.get(f.name) for f in obj.fields}
-        om = self.mapping.objects[obj.name]
-        if row_uuid:
-            values["_uuid"] = row_uuid
-        elif om.external_id and remote.get(om.external_id):
-            values["_uuid"] = remote[om.external_id]
-        if obj.synced:
-            values.update(self._ref_uuids(conn, obj, tables, remote, ref_maps))
-        base = {f.name: remote.get(f.name) for f in obj.fields if f.name not in SYSTEM_FIELDS}
-        values.update(_base=encode_base(base), _sync_version=1, _synced_at=dt.datetime.now(UTC))
-        if batch is not None:
-            batch.append(values)
-        else:
-            conn.execute(table.insert().values(**values))
-
-    def _linked_references(self, obj: ObjectSchema, tables: dict[str, Table]) -> list[tuple[FieldSchema, Table]]:
-        return [(f, parent) for f in obj.references if f.name not in ("CreatedById", "LastModifiedById")
-                for parent in [next((tables[p] for p in f.reference_to if p in tables), None)] if parent is not None]
-
-    def _ref_maps(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
-                  records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-        """Per reference field, parent Id -> parent row UUID for one page, in one query per field."""
-        if not obj.synced:
-            return {}
-        out: dict[str, dict[str, str]] = {}
-        for f, parent in self._linked_references(obj, tables):
-            wanted = list({r.get(f.name) for r in records if r.get(f.name)})
-            found: dict[str, str] = {}
-            for start in range(0, len(wanted), 500):
-                found.update(conn.execute(select(parent.c.sfid, parent.c._uuid).where(
-                    parent.c.sfid.in_(wanted[start:start + 500]))).all())
-            out[f.name] = found
-        return out
-
-    def _ref_uuids(self, conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
-                   values: dict[str, Any], ref_maps: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
-        """For a synced object, the `_<ref>_uuid` of each reference whose parent row is mirrored."""
-        if not obj.synced:
-            return {}
-        out: dict[str, Any] = {}
-        for f, parent in self._linked_references(obj, tables):
-            parent_id = values.get(f.name)
-            if not parent_id:
-                continue
-            if ref_maps is not None and f.name in ref_maps:
-                uuid = ref_maps[f.name].get(parent_id)
-            else:
-                uuid = conn.execute(select(parent.c._uuid).where(parent.c.sfid == parent_id)).scalar()
-            if uuid:
-                out[ref_uuid_column(f)] = uuid
-        return out
-
-    def _delete_local(self, conn: Connection, table: Table, row_uuid: str) -> None:
-        conn.execute(update(table).where(table.c._uuid == row_uuid).values(
-            _sync_version=capture.CONNECTOR_DELETE_MARK))
-        conn.execute(delete(table).where(table.c._uuid == row_uuid))
-        conn.execute(delete(self.state.changes).where(self.state.changes.c.row_uuid == row_uuid))
-        # Row UUIDs are unique across objects: a parked entry of a record gone from both sides goes too.
-        conn.execute(delete(self.state.dead_letters).where(self.state.dead_letters.c.record_uuid == row_uuid))
 
     def queue_for_push(self, conn: Connection, name: str, row_uuid: str, sfid: str | None = None) -> None:
         """Queue a row to be sent at the next run, in the caller's transaction; `sfid` lets a row deleted

@@ -3,16 +3,17 @@ Pure Python with no I/O and no clock reads; a policy decides, the merge logs, so
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-from connector.mapping import register_policy_name
-
 __all__ = [
     "POLICIES",
+    "POLICY_NAMES",
     "WINNERS",
     "FieldConflict",
     "LatestWins",
@@ -143,10 +144,33 @@ def _iso(moment: datetime) -> str:
 
 # -- the registry --------------------------------------------------------------------------------------------
 
+# The one registry of conflict policies, names and implementations together. Mapping files are
+# validated against its names (connector.mapping imports this module, never the other way round), so a
+# name a mapping may use always has an implementation.
 _REGISTRY: dict[str, Policy] = {}
+_POLICY_NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 
 POLICIES: Mapping[str, Policy] = MappingProxyType(_REGISTRY)
 """The registered policies by name, read-only: add to it with `register_policy`."""
+
+
+class _PolicyNames(AbstractSet[str]):
+    """The registered policy names, sorted, read-only (a view of the registry)."""
+
+    def __contains__(self, name: object) -> bool:
+        return name in _REGISTRY
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(_REGISTRY))
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+    def __repr__(self) -> str:
+        return f"POLICY_NAMES({', '.join(self)})"
+
+
+POLICY_NAMES: AbstractSet[str] = _PolicyNames()
 
 
 class UnknownPolicy(KeyError):
@@ -172,7 +196,9 @@ def register_policy(policy: Policy) -> Policy:
     if existing is not None and existing is not policy and existing != policy:
         raise ValueError(f"a different conflict policy is already registered as {name!r} ({existing!r}); "
                          "choose another name")
-    register_policy_name(name)  # validates the spelling, so a name the mapping would refuse is never registered
+    if not _POLICY_NAME_RE.fullmatch(name):
+        raise ValueError(f"{name!r} is not a usable policy name: use lower-case letters, digits and "
+                         "underscores, starting with a letter (like 'registration_state_machine')")
     _REGISTRY[name] = policy
     return policy
 

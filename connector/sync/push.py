@@ -24,18 +24,20 @@ from sqlalchemy.engine import Connection
 
 from connector.mapping import ObjectMapping
 from connector.schema_mirror.model import FieldSchema, ObjectSchema, ref_uuid_column
+from connector.sync.apply import PagePlanner, restore_row
 from connector.sync.ledger import gave_up, transient
 from connector.sync.merge import Conflict, merge_record, values_equal
 from connector.sync.policies import FieldConflict, get_policy
+from connector.sync.report import ObjectCounts
 from connector.sync.values import (SYSTEM_FIELDS, UTC, NotSendable, decode_base, encode_base, fields_by_name,
                                    wire)
 
 if TYPE_CHECKING:
-    from connector.sync.engine import ObjectCounts, SyncEngine
+    from connector.sync.engine import SyncEngine
 
 log = logging.getLogger("connector.sync")
 
-__all__ = ["MissingParent", "PushDecision", "PushGuard", "Pusher", "RemoteGuard"]
+__all__ = ["MissingParent", "PushDecision", "PushGuard", "Pusher"]
 
 
 class MissingParent(Exception):
@@ -60,7 +62,6 @@ class PushDecision:
     reason: str = ""
 
 
-RemoteGuard = Callable[[ObjectSchema, "dict[str, Any] | None", "dict[str, Any]"], "dict[str, str]"]
 PushGuard = Callable[[Connection, ObjectSchema, dict[str, Table], dict[str, Any], dict[str, Any] | None],
                      PushDecision]
 
@@ -257,7 +258,8 @@ class Pusher:
         names = ", ".join(sorted({child.name for child, _ in unseen}))
         with self.db.begin() as conn:
             if resolution.winner == "salesforce":
-                self.sync._insert_local(conn, obj, tables, tables[obj.name], {**base, "Id": sfid}, row_uuid=row_uuid)
+                restore_row(conn, PagePlanner(obj, tables, om), tables, {**base, "Id": sfid}, row_uuid,
+                            dt.datetime.now(UTC))
                 self._log(conn, obj, row_uuid, sfid, [Conflict(
                     field=None, base=base, local=None, remote=base, local_changed_at=entry.changed_at,
                     remote_changed_at=latest, policy=om.conflict_policy, winner="salesforce", value=base,

@@ -11,6 +11,8 @@ import pytest
 
 import connector.mapping as mapping_module
 from connector.emulator.orgdef import load_org
+from connector.sync import policies
+from connector.sync.policies import register_policy
 from connector.mapping import (
     BUILTIN_POLICIES,
     DEFAULT_MAPPING_PATH,
@@ -22,7 +24,6 @@ from connector.mapping import (
     load_mapping,
     mapping_json_schema,
     parse_duration,
-    register_policy_name,
 )
 
 CO_SELL_OBJECTS = ["Account", "Opportunity", "Co_Sell_Participant__c", "Deal_Registration__c"]
@@ -266,18 +267,34 @@ def test_registering_a_policy_name_makes_it_valid(tmp_path):
         field_policies: {{Status__c: {name}}}
     """, name="Deal_Registration__c")
     assert "is not a conflict policy" in load_error(tmp_path, text)
-    register_policy_name(name)
-    register_policy_name(name)  # idempotent
-    assert name in POLICY_NAMES and set(BUILTIN_POLICIES) <= set(POLICY_NAMES)
-    obj = load_mapping(write(tmp_path, text, "good.yaml")).objects["Deal_Registration__c"]
-    assert obj.policy_for("Status__c") == name
-    assert name in mapping_json_schema()["$defs"]["ObjectMapping"]["properties"]["conflict_policy"]["enum"]
+    policy = _NamedPolicy(name)
+    saved = dict(policies._REGISTRY)
+    try:
+        register_policy(policy)
+        register_policy(policy)  # idempotent
+        assert name in POLICY_NAMES and set(BUILTIN_POLICIES) <= set(POLICY_NAMES)
+        obj = load_mapping(write(tmp_path, text, "good.yaml")).objects["Deal_Registration__c"]
+        assert obj.policy_for("Status__c") == name
+        assert name in mapping_json_schema()["$defs"]["ObjectMapping"]["properties"]["conflict_policy"]["enum"]
+    finally:
+        policies._REGISTRY.clear()
+        policies._REGISTRY.update(saved)
+    assert "is not a conflict policy" in load_error(tmp_path, text), "a name is valid only while registered"
+
+
+class _NamedPolicy:
+    def __init__(self, name):
+        self.name = name
+
+    def resolve(self, conflict):
+        raise AssertionError("not called")
 
 
 @pytest.mark.parametrize("name", ["", "Has Space", "UpperCase", "1st", None])
 def test_unusable_policy_names_are_refused(name):
-    with pytest.raises(ValueError, match="not a usable policy name"):
-        register_policy_name(name)
+    with pytest.raises((ValueError, TypeError), match="not a usable policy name|not a conflict policy"):
+        register_policy(_NamedPolicy(name))
+    assert name not in POLICY_NAMES
 
 
 def test_policy_names_cannot_be_added_around_the_registry():

@@ -8,14 +8,12 @@ import importlib
 import pytest
 
 import connector.sync.policies as sync_policies
-from connector.mapping import POLICY_NAMES
 
 
 @pytest.fixture
 def cosell_policies(monkeypatch):
     """connector.cosell.policies, with its policies registered (again, if an earlier test's teardown removed
     them: the module is imported only once per process)."""
-    monkeypatch.setattr(POLICY_NAMES, "_names", set(POLICY_NAMES._names))
     saved = dict(sync_policies._REGISTRY)
     module = importlib.import_module("connector.cosell.policies")
     for policy in (module.RegistrationStatusPolicy(), module.ParticipantEditWins(), module.ParticipantDeleteWins()):

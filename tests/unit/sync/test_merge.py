@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import connector.sync.policies as policies
-from connector.mapping import BUILTIN_POLICIES, POLICY_NAMES
+from connector.mapping import BUILTIN_POLICIES
 from connector.sync.merge import (
     READ_ONLY_POLICY,
     READ_ONLY_REASON,
@@ -79,7 +79,7 @@ class RestoreBase:
 def registered(*extra: Any):
     """Register plug-in policies for one test only: both registries are process-wide, and the mapping tests
     expect exactly the built-in names."""
-    saved_policies, saved_names = dict(policies._REGISTRY), set(POLICY_NAMES._names)
+    saved_policies = dict(policies._REGISTRY)
     try:
         for policy in extra:
             register_policy(policy)
@@ -87,8 +87,6 @@ def registered(*extra: Any):
     finally:
         policies._REGISTRY.clear()
         policies._REGISTRY.update(saved_policies)
-        POLICY_NAMES._names.clear()
-        POLICY_NAMES._names.update(saved_names)
 
 
 # -- comparing values ---------------------------------------------------------------------------------------

@@ -27,7 +27,6 @@ LATE = datetime(2024, 5, 1, 9, 0, 1, tzinfo=timezone.utc)
 def isolated_registry(monkeypatch):
     """Policies registered in a test are gone after it: both registries are process-wide, and the mapping
     tests expect exactly the built-in names."""
-    monkeypatch.setattr(POLICY_NAMES, "_names", set(POLICY_NAMES._names))
     saved = dict(policies._REGISTRY)
     yield
     policies._REGISTRY.clear()
