@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import MetaData, Table, and_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, StatementError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from connector.errors import AuthenticationFailed, ConfigurationError, ConnectorError, QuotaExhausted
 from connector.mapping import Mapping
@@ -173,9 +174,9 @@ class SyncEngine:
         self.client.forget_usage()
         order = [n for n in self.order(schemas) if wanted is None or n.lower() in wanted]
         ends: dict[str, dt.datetime] = {}
-        with self.engine.connect() as conn:
-            self._pull_parked = self.ledger.objects_parked_on_the_way_in(conn)
         try:
+            with self.engine.connect() as conn:
+                self._pull_parked = self.ledger.objects_parked_on_the_way_in(conn)
             first_pages = self._poll(schemas, order, full)
             for name in order:
                 prefetched = first_pages.get(name)
@@ -300,7 +301,12 @@ class SyncEngine:
         record by record: the record it refuses is parked with the value's problem, the rest go in."""
         self._hook("pulled", object=obj.name, records=records)
         try:
-            self._apply_records(obj, tables, records, counts, run_id, watermark_to)
+            for attempt in Retrying(retry=retry_if_exception(_lost_a_lock_race), stop=stop_after_attempt(4),
+                                    wait=wait_exponential(multiplier=0.05, max=1), reraise=True):
+                with attempt:
+                    # The page's transaction lost to a portal transaction holding its rows (a deadlock,
+                    # a serialisation failure, SQLite's busy lock): nothing of it was written; apply again.
+                    self._apply_records(obj, tables, records, counts, run_id, watermark_to)
         except StatementError as exc:
             if isinstance(exc, OperationalError) or len(records) == 0:
                 raise
@@ -445,6 +451,14 @@ class SyncEngine:
                 self.queue_for_push(conn, name, row_uuid, sfid)
             return len(to_push) + len(self.ledger.queued_rereads(conn, object_name)) if object_name else \
                 len(to_push) + sum(len(self.ledger.queued_rereads(conn, n)) for n in self.mapping.objects)
+
+def _lost_a_lock_race(exc: BaseException) -> bool:
+    """A transaction the database rolled back for another's sake, worth running again."""
+    if not isinstance(exc, OperationalError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
+
 
 _SFID = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 

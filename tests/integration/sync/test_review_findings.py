@@ -117,3 +117,32 @@ def test_a_master_restored_because_of_unseen_children_holds_salesforce_s_values(
     local = h.rows("Opportunity", opp_t.c.sfid == row["sfid"])
     assert local, "restored"
     assert local[0]["nextstep"] == h.org.get("Opportunity", row["sfid"])["NextStep"], "both sides agree"
+
+
+def test_a_page_that_loses_a_lock_race_is_applied_again_not_failed(h):
+    """A portal transaction holding the page's rows makes the database roll the page back (a deadlock
+    on PostgreSQL, a busy write lock on SQLite): the page is applied again, once, and the run succeeds."""
+    import sqlite3
+
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    h.sync()
+    row = h.rows("Opportunity")[0]
+    h.tick()
+    h.org.update("Opportunity", row["sfid"], {"NextStep": "after a lock race"})
+    lost = []
+
+    def race(point, context):
+        if point == "applying" and context["object"] == "Opportunity" and context["records"] and not lost:
+            lost.append(point)
+            cause = (psycopg.errors.DeadlockDetected("deadlock detected") if h.database.name == "postgresql"
+                     else sqlite3.OperationalError("database is locked"))
+            raise OperationalError("UPDATE opportunity ...", {}, cause)
+
+    h.engine.hook = race
+    report = h.sync()
+    assert lost, "the race happened"
+    assert report.status == "succeeded", report.error
+    assert h.rows("Opportunity", h.tables["Opportunity"].c._uuid == row["_uuid"])[0]["nextstep"] == "after a lock race"
+    assert report.objects["Opportunity"].updated_local == 1, "counted once, not once per attempt"
