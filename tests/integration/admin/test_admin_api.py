@@ -75,6 +75,7 @@ def test_every_route_but_health_needs_the_token(admin):
     assert admin.http.get("/health").json() == {"status": "ok"}
     routes = [("get", "/status"), ("get", "/runs"), ("get", "/runs/1"), ("get", "/conflicts"),
               ("post", "/conflicts/1/resolve"), ("get", "/parked"), ("post", "/parked/retry"),
+              ("post", "/parked/dismiss"),
               ("post", "/resync"), ("get", "/metrics"), ("get", "/reports/pipeline"),
               ("get", "/reports/reconciliation")]
     for method, path in routes:
@@ -255,6 +256,7 @@ def test_the_openapi_document_describes_the_routes_and_the_bearer_scheme(admin):
     doc = admin.http.get("/openapi.json").json()
     assert set(doc["paths"]) == {"/health", "/status", "/runs", "/runs/{run_id}", "/conflicts",
                                  "/conflicts/{conflict_id}/resolve", "/parked", "/parked/retry", "/resync",
+                                 "/parked/dismiss",
                                  "/metrics", "/reports/pipeline", "/reports/reconciliation"}
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "security" not in doc["paths"]["/health"]["get"]
