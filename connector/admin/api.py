@@ -34,9 +34,15 @@ ROUTERS = (status.router, runs.router, conflicts.router, parked.router, reports.
 
 
 def _swagger_assets() -> str:
-    from swagger_ui_bundle import swagger_ui_path
+    """Swagger UI 5 (it reads OpenAPI 3.1, which FastAPI writes) as the swagger-ui-py package ships it;
+    found without importing the package, whose own handlers are for other frameworks."""
+    import importlib.util
+    from pathlib import Path
 
-    return str(swagger_ui_path)
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is missing: pip install swagger-ui-py")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "static")
 
 
 def create_app(connector, token: str, *, runner: SyncRunner | None = None, scheduler=None,
@@ -105,7 +111,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        """Swagger UI from the package's own copy (swagger-ui-bundle): it renders offline, no CDN."""
+        """Swagger UI from an installed copy (swagger-ui-py): it renders offline, no CDN."""
         return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - docs",
                                    swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
                                    swagger_css_url="/static/swagger-ui/swagger-ui.css",

@@ -4,8 +4,8 @@ cookie (HttpOnly, SameSite=Strict) and never kept in the page. Every form carrie
 token; a post without it is refused before anything is read from it. No script, no CDN: the pages
 work offline and with JavaScript off."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the routes' dependencies are aliases local to `install`
+# (bound to its sessions), which FastAPI can only see as evaluated annotations.
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,7 +48,10 @@ def duration(seconds: float | None) -> str:
         return f"{seconds} s"
     if seconds < 7200:
         return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min" if seconds < 172800 else f"{seconds // 86400} days"
+    if seconds >= 172800:
+        return f"{seconds // 86400} days"
+    minutes = seconds % 3600 // 60
+    return f"{seconds // 3600} h" + (f" {minutes} min" if minutes else "")
 
 
 templates.env.filters["show"] = show
