@@ -167,7 +167,9 @@ class AdminQueries:
         cols = t.c
         with self.connector.engine.connect() as conn:
             rows = conn.execute(select(t)).mappings().all()
-        regs = [Registration(key=r.get("sfid") or r["_uuid"], status=r.get("status__c") or "Draft",
+        # Keyed by the local UUID, which a registration keeps when Salesforce gives it an Id: the same
+        # conflict stays the same conflict (an alert is sent once).
+        regs = [Registration(key=r["_uuid"], status=r.get("status__c") or "Draft",
                              partner_account=r.get("partner_account__c") or r.get("_partner_account__c_uuid"),
                              end_customer_account=r.get("end_customer_account__c")
                              or r.get("_end_customer_account__c_uuid"),
