@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from connector.admin.alerts import ALERT_KINDS, SIGNATURE_HEADER, AlertService, kinds_named, verify_signature
 from connector.config import Settings
 from connector.errors import ConfigurationError
-from tests.integration.admin.test_admin_api import Admin
+from tests.integration.admin.test_admin_api import admin  # noqa: F401 - the fixture, synced once
 
 SECRET = b"webhook-secret-0123456789abcdef"
 KINDS = {"run_failed", "parked_records", "conflicts", "channel_conflicts", "api_quota"}
@@ -63,14 +63,6 @@ def receiver():
     r.close()
 
 
-@pytest.fixture
-def admin(emulator, database):
-    a = Admin(emulator, database)
-    with a.http:
-        a.run()
-        yield a
-
-
 def service(admin, receiver, **kwargs) -> AlertService:
     return AlertService(admin.app.state.admin.queries, [receiver.url], SECRET, list(ALERT_KINDS.values()),
                         first_wait=0, **kwargs)
@@ -83,14 +75,20 @@ def signature_ok(request) -> bool:
     return hmac.compare_digest(mac, parts["v1"])
 
 
+def both_sides_change(admin, row, local, remote):
+    """NextStep changed in the portal, then later in Salesforce: a conflict at the next sync."""
+    t = admin.tables["Opportunity"]
+    admin.execute(update(t).where(t.c._uuid == row["_uuid"]).values(nextstep=local))
+    admin.org.advance_clock(seconds=5)
+    admin.org.update("Opportunity", row["sfid"], {"NextStep": remote})
+
+
 def make_every_kind_happen(admin):
     """One of each: a conflict and a parked record from one run, API usage at 70% (the alert share is
     60%, the stop share 80%), a run that fails, two partners' competing registrations."""
     t = admin.tables["Opportunity"]
     row, bad = admin.rows("Opportunity")[:2]
-    admin.execute(update(t).where(t.c._uuid == row["_uuid"]).values(nextstep="portal says"))
-    admin.org.advance_clock(seconds=5)
-    admin.org.update("Opportunity", row["sfid"], {"NextStep": "org says"})
+    both_sides_change(admin, row, "portal says", "org says")
     admin.execute(update(t).where(t.c._uuid == bad["_uuid"]).values(stagename="Maybe Later"))
     admin.org.set_daily_limit(10_000, used=7_000)
     admin.run()
@@ -159,11 +157,8 @@ def test_each_kind_arrives_once_signed_and_again_after_a_failure(admin, receiver
 def test_the_outbox_outlives_its_process_and_gives_up_politely(admin, receiver):
     first = service(admin, receiver)
     first.scan()
-    t = admin.tables["Opportunity"]
     row = admin.rows("Opportunity")[0]
-    admin.execute(update(t).where(t.c._uuid == row["_uuid"]).values(nextstep="portal"))
-    admin.org.advance_clock(seconds=5)
-    admin.org.update("Opportunity", row["sfid"], {"NextStep": "org"})
+    both_sides_change(admin, row, "portal", "org")
     admin.run()
     assert [a.kind for a in first.scan()] == ["conflicts"]
     receiver.fail_next = 1
@@ -174,9 +169,7 @@ def test_the_outbox_outlives_its_process_and_gives_up_politely(admin, receiver):
     assert second.deliver_due() == 1
     assert [json.loads(r["body"])["kind"] for r in receiver.delivered()] == ["conflicts"]
 
-    admin.execute(update(t).where(t.c._uuid == row["_uuid"]).values(nextstep="portal again"))
-    admin.org.advance_clock(seconds=5)
-    admin.org.update("Opportunity", row["sfid"], {"NextStep": "org again"})
+    both_sides_change(admin, row, "portal again", "org again")
     admin.run()
     stubborn = service(admin, receiver, max_attempts=2)
     assert [a.kind for a in stubborn.scan()] == ["conflicts"]
