@@ -117,7 +117,7 @@ class AdminActions:
                mode: Mode = "incremental") -> Accepted:
         """Start a run now, in the background, under the lock: every object, some, or the objects of
         some records (sent again from the local side)."""
-        connector, sync = self.connector, self.sync
+        connector = self.connector
         mapped = {n.lower(): n for n in connector.mapping.objects}
         chosen: list[str] | None = None
         before = None

@@ -23,8 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
-from sqlalchemy import (Column, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text, and_, insert, select,
-                        update)
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    and_,
+    insert,
+    select,
+    update,
+)
 
 from connector.admin.queries import AdminQueries
 from connector.errors import ConfigurationError

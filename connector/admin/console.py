@@ -140,7 +140,7 @@ def install(app: FastAPI, token: bytes, *, max_age: int) -> None:
     @router.get("")
     def dashboard(request: Request, admin: Admin, session: Session) -> HTMLResponse:
         alerts = request.app.state.alerts
-        return page(request, "dashboard.html", session, status=admin.queries.status(),
+        return page(request, "dashboard.html", session, status=admin.queries.status(records=True),
                     runs=admin.queries.runs(8), channel=admin.queries.channel_conflicts(),
                     outbox=alerts.pending()[:10] if alerts is not None else None)
 

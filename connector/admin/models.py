@@ -73,7 +73,7 @@ class ObjectStatus(BaseModel):
     lag_seconds: float | None = Field(None, description="Seconds from the watermark to now: how far behind "
                                                         "Salesforce the local copy may be.")
     open_conflicts: int = Field(0, description="This object's conflicts held for an admin, not yet resolved.")
-    records: int | None = Field(None, description="Rows in the local table; null when it is not mirrored.")
+    records: int | None = Field(None, description="Rows in the local table (the console's view; null here).")
     last_counts: ObjectCounts | None = Field(None, description="What the last run that covered it did.")
 
 

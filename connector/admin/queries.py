@@ -39,12 +39,13 @@ class AdminQueries:
         return and_(c.c.parked.is_(True), c.c.resolved_at.is_(None))
 
     # -- status ---------------------------------------------------------------------------------
-    def status(self, now: dt.datetime | None = None) -> Status:
+    def status(self, now: dt.datetime | None = None, *, records: bool = False) -> Status:
         """Per mapped object: direction, policy, watermark and lag, its last run and what it did,
-        pending changes, parked records, open conflicts, local rows; and the API usage."""
+        pending changes, parked records, open conflicts; and the API usage. `records` adds each local
+        table's row count (a full count: the console asks for it, the polled JSON route does not)."""
         now = now or dt.datetime.now(UTC)
         st = self._st
-        schemas = self.connector.mirror.schemas()
+        schemas = self.connector.mirror.schemas() if records else {}
         tables = self.connector.sync.tables(schemas) if schemas else {}
         with self.connector.engine.connect() as conn:
             marks = {r.object_name: r.watermark for r in conn.execute(select(st.state.c.object_name,
@@ -55,8 +56,8 @@ class AdminQueries:
                                           .where(self._open(st.conflicts))
                                           .group_by(st.conflicts.c.object_name)).all())
             recent = conn.execute(select(st.runs).order_by(st.runs.c.id.desc()).limit(RECENT_RUNS)).all()
-            records = {name: conn.execute(select(func.count()).select_from(tables[name])).scalar()
-                       for name in self.connector.mapping.objects if name in tables}
+            rows = {name: conn.execute(select(func.count()).select_from(tables[name])).scalar()
+                    for name in self.connector.mapping.objects if name in tables}
         last: dict[str, Any] = {}
         for r in recent:
             for name in json.loads(r.counts) if r.counts else ():   # a run in progress has no counts yet
@@ -74,7 +75,7 @@ class AdminQueries:
                 pending_local_changes=pending.get(name, 0), parked_records=parked.get(name, 0),
                 next_run_at=nexts.get(name), conflict_policy=om.conflict_policy,
                 lag_seconds=max(0.0, (now - mark).total_seconds()) if mark else None,
-                open_conflicts=conflicts.get(name, 0), records=records.get(name),
+                open_conflicts=conflicts.get(name, 0), records=rows.get(name),
                 last_counts=ObjectCountsOut(**counts) if counts else None))
         return Status(objects=objects, open_conflicts=sum(conflicts.values()), api_usage=self.api_usage(),
                       running=self.runner.current if self.runner is not None else None)

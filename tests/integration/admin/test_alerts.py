@@ -14,10 +14,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import insert, select, update
 
-from connector.admin.alerts import ALERT_KINDS, SIGNATURE_HEADER, AlertService, kinds_named, verify_signature
+from connector.admin.alerts import (
+    ALERT_KINDS,
+    SIGNATURE_HEADER,
+    AlertService,
+    kinds_named,
+    verify_signature,
+)
 from connector.config import Settings
 from connector.errors import ConfigurationError
-from tests.integration.admin.test_admin_api import admin  # noqa: F401 - the fixture, synced once
 
 SECRET = b"webhook-secret-0123456789abcdef"
 KINDS = {"run_failed", "parked_records", "conflicts", "channel_conflicts", "api_quota"}
@@ -108,8 +113,8 @@ def make_every_kind_happen(admin):
     opp = admin.rows("Opportunity")[3]
     for partner in accounts[:2]:
         admin.execute(insert(reg).values(name=f"claim of {partner['name']}", status__c="Submitted",
-                                         partner_account__c=partner["sfid"], end_customer_account__c=accounts[2]["sfid"],
-                                         opportunity__c=opp["sfid"]))
+                                         partner_account__c=partner["sfid"], opportunity__c=opp["sfid"],
+                                         end_customer_account__c=accounts[2]["sfid"]))
 
 
 def test_each_kind_arrives_once_signed_and_again_after_a_failure(admin, receiver):
@@ -135,7 +140,8 @@ def test_each_kind_arrives_once_signed_and_again_after_a_failure(admin, receiver
 
     by_kind = {b["kind"]: b for b in bodies}
     assert by_kind["run_failed"]["items"][0]["error"]
-    assert [i["error_code"] for i in by_kind["parked_records"]["items"]] == ["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
+    parked = by_kind["parked_records"]["items"]
+    assert [i["error_code"] for i in parked] == ["INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"]
     assert [i["field"] for i in by_kind["conflicts"]["items"]] == ["NextStep"]
     assert by_kind["channel_conflicts"]["items"][0]["kind"] == "competing_registrations"
     assert by_kind["api_quota"]["items"][0]["used"] >= 7_000

@@ -11,7 +11,7 @@ from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import update
 
 from connector.admin.api import create_app
-from tests.integration.admin.test_admin_api import TOKEN, admin  # noqa: F401 - the fixture, synced once
+from tests.integration.admin.test_admin_api import TOKEN
 
 PAGES = ["/console", "/console/runs", "/console/runs/1", "/console/conflicts", "/console/parked",
          "/console/resync", "/console/mapping"]
@@ -68,7 +68,8 @@ def test_every_form_post_needs_the_csrf_token_of_its_session(admin):
     runs_before = admin.count(admin.sync.state.runs)
     csrf = signed_in(http)
     forged = csrf[:-2] + ("AA" if not csrf.endswith("AA") else "BB")
-    for path, form in {**POSTS, "/console/parked/dismiss": {"object": "Opportunity", "record_uuid": bad["_uuid"]}}.items():
+    posts = {**POSTS, "/console/parked/dismiss": {"object": "Opportunity", "record_uuid": bad["_uuid"]}}
+    for path, form in posts.items():
         for token in (None, "", forged):
             data = dict(form, **({"csrf": token} if token is not None else {}))
             answer = http.post(path, data=data, follow_redirects=False)
