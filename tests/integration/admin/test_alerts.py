@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -201,3 +202,33 @@ def test_bad_alert_settings_fail_clearly(admin):
                                              alert_webhook_secret=None)
     with pytest.raises(ConfigurationError, match="COSELL_ALERT_WEBHOOK_SECRET must be set"):
         AlertService.from_settings(admin.connector, admin.app.state.admin.queries)
+
+
+def test_the_app_runs_the_watcher_when_webhooks_are_configured(admin, receiver):
+    """As `cosell serve` runs it: settings name the webhook, the app's lifespan starts the watcher."""
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from connector.admin.api import create_app
+    from tests.integration.admin.test_admin_api import TOKEN
+
+    admin.connector.settings.__dict__.update(alert_webhook_urls=receiver.url, alert_interval=0.1,
+                                             alert_webhook_secret=SecretStr(SECRET.decode()))
+    app = create_app(admin.connector, TOKEN)
+    with TestClient(app):
+        deadline = time.monotonic() + 20
+        while not _looked(app) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        both_sides_change(admin, admin.rows("Opportunity")[0], "portal", "org")
+        admin.run()
+        while not receiver.delivered() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert [json.loads(r["body"])["kind"] for r in receiver.delivered()] == ["conflicts"]
+    assert signature_ok(receiver.delivered()[0])
+
+
+def _looked(app) -> bool:
+    """The watcher's first look (which only notes what is there) is done for every kind."""
+    alerts = app.state.alerts
+    with alerts.queries.connector.engine.connect() as conn:
+        return len(conn.execute(select(alerts.cursors.c.kind)).all()) == len(alerts.kinds)
