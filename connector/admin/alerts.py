@@ -73,6 +73,9 @@ class AlertKind(Protocol):
     """A kind of alert: what it looks at and how it names what it found."""
 
     name: str
+    # Events (a run failed, a record was parked) found at the very first look are history, noted and not
+    # sent; a standing state (a channel conflict, usage over its share) is news whenever first seen.
+    history_at_first_look: bool
 
     def collect(self, queries: AdminQueries, since: dt.datetime, now: dt.datetime) -> list[AlertItem]:
         """Items to announce, found from `since` on (every item still current, for kinds without a time)."""
@@ -95,6 +98,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 # -- the kinds ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunFailed:
+    history_at_first_look: bool = True
     name: str = "run_failed"
 
     def collect(self, queries, since, now):
@@ -112,6 +116,7 @@ class RunFailed:
 
 @dataclass(frozen=True)
 class ParkedRecords:
+    history_at_first_look: bool = True
     name: str = "parked_records"
 
     def collect(self, queries, since, now):
@@ -130,6 +135,7 @@ class ParkedRecords:
 
 @dataclass(frozen=True)
 class Conflicts:
+    history_at_first_look: bool = True
     name: str = "conflicts"
 
     def collect(self, queries, since, now):
@@ -148,6 +154,7 @@ class Conflicts:
 
 @dataclass(frozen=True)
 class ChannelConflicts:
+    history_at_first_look: bool = False
     name: str = "channel_conflicts"
 
     def collect(self, queries, since, now):
@@ -162,6 +169,7 @@ class ChannelConflicts:
 
 @dataclass(frozen=True)
 class ApiQuota:
+    history_at_first_look: bool = False
     name: str = "api_quota"
 
     def collect(self, queries, since, now):
@@ -273,7 +281,7 @@ class AlertService:
 
     def scan(self) -> list[Alert]:
         """Look for what each kind finds since its last look; queue one alert per kind with new items.
-        A kind's first look only notes what is already there: history is not news."""
+        An event kind's first look only notes what is already there: history is not news."""
         self.ensure()
         now = self.clock()
         found: list[Alert] = []
@@ -300,7 +308,7 @@ class AlertService:
                     conn.execute(insert(self.cursors).values(kind=kind.name, looked_at=now))
                 else:
                     conn.execute(update(self.cursors).where(self.cursors.c.kind == kind.name).values(looked_at=now))
-                if new and not first:
+                if new and not (first and kind.history_at_first_look):
                     alert = Alert(kind.name, kind.summary(new), new)
                     self._queue(conn, alert, now)
                     found.append(alert)

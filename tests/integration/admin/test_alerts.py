@@ -232,3 +232,9 @@ def _looked(app) -> bool:
     alerts = app.state.alerts
     with alerts.queries.connector.engine.connect() as conn:
         return len(conn.execute(select(alerts.cursors.c.kind)).all()) == len(alerts.kinds)
+
+
+def test_a_standing_state_is_news_at_the_first_look_and_past_events_are_not(admin, receiver):
+    make_every_kind_happen(admin)            # all of it before the watcher's first look
+    found = service(admin, receiver).scan()
+    assert sorted(a.kind for a in found) == ["api_quota", "channel_conflicts"]
