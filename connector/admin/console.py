@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -73,6 +73,9 @@ def install(app: FastAPI, token: bytes, *, max_age: int) -> None:
     class SignIn(Exception):
         pass
 
+    class Refused(Exception):
+        """A form post without its session's CSRF token: answered 403 with a page saying what to do."""
+
     def signed_in(request: Request) -> AdminSession:
         session = sessions.read(request)
         if session is None:
@@ -83,8 +86,7 @@ def install(app: FastAPI, token: bytes, *, max_age: int) -> None:
         """A form post of this session: its CSRF token must match, or nothing of the form is used."""
         form = await request.form()
         if not sessions.csrf_ok(session, form.get("csrf") if isinstance(form.get("csrf"), str) else None):
-            raise HTTPException(403, "this form is missing its CSRF token or it is stale: reload the page and "
-                                     "submit it again")
+            raise Refused()
         return session
 
     Admin = Annotated[AdminContext, Depends(context)]
@@ -103,6 +105,10 @@ def install(app: FastAPI, token: bytes, *, max_age: int) -> None:
     @app.exception_handler(SignIn)
     async def to_sign_in(request: Request, exc: SignIn) -> Response:
         return RedirectResponse(f"{PREFIX}/login", status_code=303)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> Response:
+        return page(request, "refused.html", sessions.read(request), status_code=403)
 
     # -- sign-in ---------------------------------------------------------------------------------
     @router.get("/login")

@@ -74,6 +74,7 @@ def test_every_form_post_needs_the_csrf_token_of_its_session(admin):
             data = dict(form, **({"csrf": token} if token is not None else {}))
             answer = http.post(path, data=data, follow_redirects=False)
             assert answer.status_code == 403, (path, token, answer.text)
+            assert "nothing was done" in answer.text
     assert [p["record_uuid"] for p in http.get("/parked", headers={"Authorization": f"Bearer {TOKEN}"}).json()] == [
         bad["_uuid"]], "nothing dismissed"
     admin.wait()
