@@ -62,6 +62,36 @@ class Settings(BaseSettings):
         "the org's dated rates hold for a whole period.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
+    admin_session_hours: float = Field(8.0, gt=0, le=24 * 30, description="How long an admin console sign-in "
+                                       "lasts, in hours.")
+    alert_webhook_urls: str = Field("", description="Comma-separated webhook URLs alerts are POSTed to "
+                                    "(https://; http:// only to localhost). Empty: no alerts.")
+    alert_webhook_secret: SecretStr | None = Field(None, description="Key of the HMAC-SHA256 signature each "
+                                                   "alert carries (X-Cosell-Signature); required with webhooks.")
+    alert_kinds: str = Field("all", description="Comma-separated alert kinds to send, or all: run_failed, "
+                             "parked_records, conflicts, channel_conflicts, api_quota.")
+    alert_quota_share: float = Field(0.6, gt=0, le=1, description="Share of the org's daily API limit above which "
+                                     "an api_quota alert is sent (once per UTC day); keep it below quota_share.")
+    alert_interval: float = Field(30.0, gt=0, description="Seconds between two looks for new alerts and "
+                                  "deliveries due.")
+    alert_max_attempts: int = Field(10, ge=1, le=50, description="Deliveries tried per alert and webhook (waits "
+                                    "double from 10 s up to 1 h) before it is given up (kept, marked failed).")
+
+    @field_validator("alert_webhook_urls")
+    @classmethod
+    def _webhooks(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        for url in filter(None, (u.strip() for u in value.split(","))):
+            parts = urlsplit(url)
+            local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+            if parts.scheme != "https" and not (parts.scheme == "http" and local) or not parts.hostname:
+                raise ValueError(f"{url!r} is not a webhook URL: give https://host/path (http:// only to localhost)")
+        return value
+
+    @property
+    def webhooks(self) -> list[str]:
+        return [u.strip() for u in self.alert_webhook_urls.split(",") if u.strip()]
 
     @field_validator("login_url", "instance_url")
     @classmethod

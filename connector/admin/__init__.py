@@ -1,4 +1,5 @@
-"""The admin HTTP API (FastAPI) and `serve`, which runs it beside the scheduler in one process."""
+"""The admin HTTP API and console (FastAPI, Jinja2), its alerts, and `serve`, which runs them beside the
+scheduler in one process."""
 
 from connector.admin.api import create_app
 

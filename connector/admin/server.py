@@ -1,4 +1,5 @@
-"""`cosell serve`: the scheduler and the admin API in one process, on uvicorn. SIGTERM or Ctrl-C
+"""`cosell serve`: the scheduler, the admin API, the admin console (at /) and, when webhooks are
+configured, the alert watcher in one process, on uvicorn. SIGTERM or Ctrl-C
 stops taking requests, stops scheduling and lets a run in progress finish and commit before exit.
 
 The admin token comes from the COSELL_ADMIN_TOKEN environment variable (at least 16 characters;
@@ -54,7 +55,8 @@ def serve(host: str, port: int) -> None:
     app = create_app(connector, token, scheduler=scheduler)
     config = uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False)
     logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
-    log.info("admin API on http://%s:%s; %d object(s) scheduled", host, port, len(connector.mapping.objects))
+    log.info("admin API and console on http://%s:%s; %d object(s) scheduled; alerts %s", host, port,
+             len(connector.mapping.objects), "on" if app.state.alerts is not None else "off")
     # uvicorn handles SIGTERM/SIGINT: it stops serving, then the app's lifespan stops the scheduler
     # and waits for the run in progress (scheduled or on demand) to commit.
     uvicorn.Server(config).run()

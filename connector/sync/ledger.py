@@ -127,6 +127,23 @@ class Ledger:
                 where = and_(where, dl.c.operation.not_in(PULL_OPERATIONS))
             conn.execute(delete(dl).where(where))
 
+    def dismiss(self, conn: Connection, name: str, row_uuid: str, table: Table | None) -> dict[str, Any] | None:
+        """Drop a parked record an admin judged settled (its fix was to undo the edit, or it was fixed in
+        Salesforce): its entry, its pending retry and the error on the row go; the row's data stays as it
+        is and nothing is queued. Returns the entry dismissed (to be logged), None when there was none."""
+        dl, rt = self.tables.dead_letters, self.tables.retries
+        key = and_(dl.c.object_name == name, dl.c.record_uuid == row_uuid)
+        entry = conn.execute(select(dl).where(key)).first()
+        if entry is None:
+            return None
+        conn.execute(delete(dl).where(key))
+        conn.execute(delete(rt).where(and_(rt.c.object_name == name, rt.c.record_uuid == row_uuid)))
+        if table is not None:
+            # A connector write (the version moves), so capture does not take it for a portal edit.
+            conn.execute(update(table).where(table.c._uuid == row_uuid).values(
+                _sync_error=None, _sync_version=table.c._sync_version + 1))
+        return dict(entry._mapping)
+
     def parked_among(self, conn: Connection, name: str, row_uuids: list[str]) -> set[str]:
         """Rows holding a local change Salesforce refused (parked on the way out)."""
         if not row_uuids:

@@ -97,6 +97,10 @@ def sync_tables(metadata: MetaData, prefix: str = "") -> SyncTables:
         Column("created_at", UtcDateTime, nullable=False),
         Column("resolved_at", UtcDateTime),
         Column("resolution", Text),
+        # Who resolved it (the name an admin signed in with, or "admin API") and why; added to older
+        # databases by `add_missing_columns`, hence nullable.
+        Column("resolved_by", String(200)),
+        Column("resolution_comment", Text),
     )
     dead_letters = Table(
         meta_table_name("dead_letters", prefix), metadata,

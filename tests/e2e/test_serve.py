@@ -50,6 +50,8 @@ def test_serve_syncs_on_schedule_answers_resync_and_stops_on_sigterm(tmp_path):
             assert _wait(lambda: _ok(f"{base}/health"), 60), "the admin API came up"
             auth = {"Authorization": f"Bearer {TOKEN}"}
             assert requests.get(f"{base}/status", timeout=10).status_code == 401
+            console = requests.get(base, timeout=10)   # / leads to the console's sign-in
+            assert console.url == f"{base}/console/login" and "Admin sign-in" in console.text
             opp = org.records("SELECT Id FROM Opportunity LIMIT 1")[0]["Id"]
             org.update("Opportunity", opp, {"NextStep": "changed in the org, nobody asked"})
             db = create_engine(env["COSELL_DATABASE_URL"])

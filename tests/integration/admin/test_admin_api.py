@@ -75,6 +75,7 @@ def test_every_route_but_health_needs_the_token(admin):
     assert admin.http.get("/health").json() == {"status": "ok"}
     routes = [("get", "/status"), ("get", "/runs"), ("get", "/runs/1"), ("get", "/conflicts"),
               ("post", "/conflicts/1/resolve"), ("get", "/parked"), ("post", "/parked/retry"),
+              ("post", "/parked/dismiss"),
               ("post", "/resync"), ("get", "/metrics"), ("get", "/reports/pipeline"),
               ("get", "/reports/reconciliation")]
     for method, path in routes:
@@ -255,6 +256,7 @@ def test_the_openapi_document_describes_the_routes_and_the_bearer_scheme(admin):
     doc = admin.http.get("/openapi.json").json()
     assert set(doc["paths"]) == {"/health", "/status", "/runs", "/runs/{run_id}", "/conflicts",
                                  "/conflicts/{conflict_id}/resolve", "/parked", "/parked/retry", "/resync",
+                                 "/parked/dismiss",
                                  "/metrics", "/reports/pipeline", "/reports/reconciliation"}
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "security" not in doc["paths"]["/health"]["get"]
@@ -322,3 +324,28 @@ def test_the_reconciliation_report_lists_the_exceptions(admin):
     assert paid not in {r["sfid"] for r in exceptions}
     everything = admin.http.get("/reports/reconciliation", params={"all": "true"}, headers=AUTH).json()
     assert next(r for r in everything if r["sfid"] == paid)["status"] == "matched"
+
+
+def test_a_resolution_records_who_and_why_and_a_parked_record_can_be_dismissed(admin):
+    t = admin.tables["Opportunity"]
+    row, bad = admin.rows("Opportunity")[:2]
+    admin.execute(update(t).where(t.c._uuid == row["_uuid"]).values(nextstep="portal says"))
+    admin.org.advance_clock(seconds=5)
+    admin.org.update("Opportunity", row["sfid"], {"NextStep": "org says"})
+    admin.execute(update(t).where(t.c._uuid == bad["_uuid"]).values(stagename="Maybe Later"))
+    admin.run()
+    conflict = next(c for c in admin.http.get("/conflicts", headers=AUTH).json() if c["field_name"] == "NextStep")
+    resolved = admin.http.post(f"/conflicts/{conflict['id']}/resolve", headers=AUTH,
+                               json={"take": "local", "comment": "  agreed on the call  "}).json()
+    assert resolved["resolved_by"] == "admin API" and resolved["resolution_comment"] == "agreed on the call"
+    assert admin.http.post(f"/conflicts/{conflict['id']}/resolve", headers=AUTH,
+                           json={"take": "local", "comment": "x" * 2001}).status_code == 422
+
+    body = {"object": "opportunity", "record_uuid": bad["_uuid"]}   # object names are case-insensitive
+    assert admin.http.post("/parked/dismiss", headers=AUTH, json=body).status_code == 204
+    assert admin.http.get("/parked", headers=AUTH).json() == []
+    assert admin.rows("Opportunity", t.c._uuid == bad["_uuid"])[0]["_sync_error"] is None
+    again = admin.http.post("/parked/dismiss", headers=AUTH, json=body)
+    assert again.status_code == 404 and bad["_uuid"] in again.json()["detail"]
+    unmapped = admin.http.post("/parked/dismiss", headers=AUTH, json={"object": "Nope__c", "record_uuid": "x"})
+    assert unmapped.status_code == 422 and "mapped objects: " in unmapped.json()["detail"]

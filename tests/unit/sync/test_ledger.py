@@ -66,3 +66,17 @@ def test_parking_counts_attempts_and_requeue_sorts_pull_from_push(ledger):
     ledger.clear_pulled(conn, "Opportunity", ["006B"])
     assert ledger.queued_rereads(conn, "Opportunity") == []
     assert ledger.parked_among(conn, "Opportunity", ["u1", "u9"]) == {"u1"}
+
+
+def test_dismissing_drops_the_entry_and_its_retry_and_nothing_else(ledger):
+    ledger, conn = ledger
+    refused = {"errors": [{"statusCode": "STRING_TOO_LONG", "message": "too long", "fields": ["Name"]}]}
+    ledger.park(conn, "Opportunity", "u1", "006A", "update", refused, T, table=None)
+    ledger.park(conn, "Opportunity", "u2", "006B", "update", refused, T, table=None)
+    ledger.retry_later(conn, "Opportunity", "u1", LOCKED, T)
+    entry = ledger.dismiss(conn, "Opportunity", "u1", table=None)
+    assert entry["sfid"] == "006A" and entry["error_code"] == "STRING_TOO_LONG"
+    assert [r.record_uuid for r in conn.execute(select(ledger.tables.dead_letters))] == ["u2"]
+    assert conn.execute(select(ledger.tables.retries)).all() == []
+    assert ledger.dismiss(conn, "Opportunity", "u1", table=None) is None, "gone: nothing to dismiss twice"
+    assert ledger.dismiss(conn, "Account", "u2", table=None) is None, "another object's record is not this one"
