@@ -114,13 +114,17 @@ def init(
     auth: str = typer.Option(None, envvar="COSELL_AUTH", help="jwt (recommended), refresh_token or password."),
     username: Optional[str] = typer.Option(None, envvar="COSELL_USERNAME"),
     consumer_key: Optional[str] = typer.Option(None, envvar="COSELL_CONSUMER_KEY"),
-    private_key: Optional[Path] = typer.Option(None, envvar="COSELL_PRIVATE_KEY"),
+    private_key: Optional[str] = typer.Option(None, envvar="COSELL_PRIVATE_KEY",
+                                              help="The JWT signing key: its file's path, or the PEM text."),
     consumer_secret: Optional[str] = typer.Option(None, envvar="COSELL_CONSUMER_SECRET"),
     refresh_token: Optional[str] = typer.Option(None, envvar="COSELL_REFRESH_TOKEN"),
     password: Optional[str] = typer.Option(None, envvar="COSELL_PASSWORD"),
-    ca_cert: Optional[Path] = typer.Option(None, envvar="COSELL_CA_CERT"),
-    database_url: str = typer.Option("sqlite:///cosell.db", envvar="COSELL_DATABASE_URL"),
+    ca_cert: Optional[Path] = typer.Option(None, envvar="COSELL_CA_CERT",
+                                           help="A CA certificate to trust (the emulator's ca_cert)."),
+    database_url: Optional[str] = typer.Option(None, envvar="COSELL_DATABASE_URL",
+                                               help="SQLAlchemy URL of the portal database."),
     mapping: Optional[Path] = typer.Option(None, envvar="COSELL_MAPPING"),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing configuration file."),
 ) -> None:
     """Connect an org step by step, verify the connection and the mapping, and write the configuration
     (readable by its owner only). Everything it asks can be given by flags or COSELL_* variables."""
@@ -131,9 +135,11 @@ def init(
 
     from connector.bootstrap import build
     from connector.checks import run_checks
-    from connector.config import AUTH_FLOWS, Settings
+    from connector.config import AUTH_FLOWS, Settings, is_key_text
 
     interactive = sys.stdin.isatty()
+    if config.exists() and not force:
+        _fail(ValueError(f"{config} exists; nothing written (pass --force to overwrite it)"))
 
     def ask(name: str, value, prompt: str, *, secret: bool = False, default=None):
         if value is not None:
@@ -146,7 +152,9 @@ def init(
 
     login_url = ask("login_url", login_url, "Login URL", default="https://login.salesforce.com")
     auth = ask("auth", auth, f"Auth flow ({', '.join(a for a in AUTH_FLOWS if a != 'session')})", default="jwt")
-    values = {"login_url": login_url, "auth": auth, "database_url": database_url}
+    values = {"login_url": login_url, "auth": auth,
+              "database_url": database_url or (typer.prompt("Database URL", default="sqlite:///cosell.db")
+                                               if interactive else "sqlite:///cosell.db")}
     if auth == "jwt":
         values.update(username=ask("username", username, "Integration user's username"),
                       consumer_key=ask("consumer_key", consumer_key, "Connected app consumer key"),
@@ -164,6 +172,9 @@ def init(
     else:
         _fail(ValueError(f"auth flow {auth!r} is not one init sets up; choose one of: jwt, refresh_token, "
                          "password"))
+    if ca_cert is None and interactive:
+        ca_cert = typer.prompt("CA certificate to trust (empty: the system store)", default="",
+                               show_default=False) or None
     if ca_cert:
         values["ca_cert"] = str(ca_cert)
     if mapping:
@@ -178,11 +189,12 @@ def init(
         typer.echo("error: could not connect; nothing written", err=True)
         raise typer.Exit(2)
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    # An existing file keeps its mode through O_CREAT: tighten it before a secret is in it.
+    os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as handle:
         handle.write("# Written by `cosell init`. Holds secrets: keep it readable by its owner only.\n")
         yaml.safe_dump(values, handle, sort_keys=False)
-    os.chmod(config, stat.S_IRUSR | stat.S_IWUSR)
-    secrets = [k for k in values if k in _SECRETS]
+    secrets = [k for k in values if k in _SECRETS or (k == "private_key" and is_key_text(values[k]))]
     typer.echo(f"wrote {config} (mode 600" + (f"; holds {', '.join(secrets)}" if secrets else "") + ")")
     if not ok:
         typer.echo("some checks failed: fix them, then run `cosell check`", err=True)

@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     consumer_key: str | None = Field(None, description="Connected app consumer key.")
     consumer_secret: SecretStr | None = Field(None, description="Connected app consumer secret (password, "
                                               "optionally refresh_token).")
-    private_key: Path | None = Field(None, description="Path of the PEM private key that signs JWT assertions.")
+    private_key: SecretStr | None = Field(None, description="The PEM private key that signs JWT assertions: "
+                                          "the key text itself (usual in containers) or the path of its file. "
+                                          "Never printed, whichever it is.")
     refresh_token: SecretStr | None = Field(None, description="OAuth refresh token (refresh_token flow).")
     password: SecretStr | None = Field(None, description="Integration user's password (password flow).")
     security_token: SecretStr | None = Field(None, description="Security token appended to the password.")
@@ -85,11 +87,18 @@ class Settings(BaseSettings):
         """Settings as an admin may see them: secrets masked, never printed."""
         out = {}
         for name, value in self:
-            if isinstance(value, SecretStr):
+            if name == "private_key" and value is not None and not is_key_text(value.get_secret_value()):
+                out[name] = value.get_secret_value()     # a path says where the key is, not what it is
+            elif isinstance(value, SecretStr):
                 out[name] = "**********" if value.get_secret_value() else ""
             else:
                 out[name] = str(value) if isinstance(value, Path) else value
         return out
+
+
+def is_key_text(value: str) -> bool:
+    """Whether a COSELL_PRIVATE_KEY value is PEM text rather than a path (a path never holds a PEM armour line)."""
+    return "-----BEGIN" in value
 
 
 def _config_path(*sources: PydanticBaseSettingsSource) -> Path | None:
