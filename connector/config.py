@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         Decimal("2.0"), ge=0, le=100, description="Added to the tolerance, as a percentage of the deal's amount, "
         "when a payout was in another currency than the deal: the marketplace converts at its daily rate, "
         "the org's dated rates hold for a whole period.")
+    admin_max_body_bytes: int = Field(1_048_576, ge=1_024, le=104_857_600, description="Largest request body "
+                                      "the admin API accepts, in bytes; larger ones get 413 before being read.")
+    admin_tls_cert: Path | None = Field(None, description="PEM certificate (chain) `cosell serve` offers: with "
+                                        "COSELL_ADMIN_TLS_KEY the admin API speaks HTTPS only.")
+    admin_tls_key: Path | None = Field(None, description="PEM private key of COSELL_ADMIN_TLS_CERT.")
+    admin_allow_plain_http: bool = Field(False, description="Let `cosell serve` listen on a non-loopback address "
+                                         "without TLS (only behind a TLS-terminating proxy on a private network).")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
 
