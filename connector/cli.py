@@ -440,9 +440,11 @@ def mapping_schema(output: Optional[Path] = typer.Option(None, "--output", "-o",
 
 
 @mapping_app.command("check")
-def mapping_check(path: Optional[Path] = typer.Argument(None, help="Mapping file (default: the configured one).")
-                  ) -> None:
-    """Validate a mapping file and list what it maps."""
+def mapping_check(path: Optional[Path] = typer.Argument(None, help="Mapping file (default: the configured one)."),
+                  org: bool = typer.Option(False, "--org", help="Also check it against the configured org: "
+                                           "objects, fields, external IDs, policies, permissions.")) -> None:
+    """Validate a mapping file and list what it maps; with --org, against the org too (exit 1 on a problem)."""
+    from connector.errors import ConnectorError
     from connector.mapping import MappingError, load_mapping
 
     try:
@@ -451,6 +453,18 @@ def mapping_check(path: Optional[Path] = typer.Argument(None, help="Mapping file
         _fail(exc)
     for name, obj in mapping.objects.items():
         typer.echo(f"{name}: {obj.direction}, policy {obj.conflict_policy}, every {obj.poll_interval}s")
+    if org:
+        from connector.checks import mapping_checks
+
+        connector = _connector()
+        connector.__dict__["mapping"] = mapping
+        try:
+            connector.client.login()
+            checks = mapping_checks(connector)
+        except ConnectorError as exc:
+            _fail(exc)
+        if not _print_checks(checks):
+            raise typer.Exit(1)
 
 
 @emulator_app.command("serve")

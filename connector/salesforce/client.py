@@ -37,6 +37,10 @@ T = TypeVar("T")
 
 TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE",
                                    "QUERY_TIMEOUT", "UNKNOWN_EXCEPTION"})
+# A query naming a field or object the org no longer has fails every run until the mirror catches up.
+SCHEMA_HINTS = {code: "; the org's schema changed (a mapped field or object was deleted, renamed or hidden from "
+                      "the integration user): run `cosell mirror --plan` to see the drift, then `cosell mirror`"
+                for code in ("INVALID_FIELD", "INVALID_TYPE")}
 DESCRIBES_PER_COMPOSITE = 25
 COMPOSITE_QUERIES = 5
 COLLECTION_SIZE = 200
@@ -86,7 +90,8 @@ def translate(exc: Exception) -> Exception:
         if _daily_limit(code, _error_message(exc.content)):
             return DailyLimitReached(f"{code}: {_error_message(exc.content)}")
         kind = TransientApiError if (exc.status >= 500 or code in TRANSIENT_ERROR_CODES) else PermanentApiError
-        return kind(_error_message(exc.content), status=exc.status, error_code=code, url=exc.url)
+        return kind(_error_message(exc.content) + SCHEMA_HINTS.get(code or "", ""), status=exc.status,
+                    error_code=code, url=exc.url)
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
         return TransientApiError(f"connection failed: {exc.__class__.__name__}: {exc}")
     return exc
