@@ -43,8 +43,18 @@ def _connector():
         logs.configure(settings.log_format, settings.log_level)
         return build(settings)
     except ValidationError as exc:
-        typer.echo(f"error: invalid settings:\n{exc}", err=True)
+        typer.echo(f"error: invalid settings: {settings_errors(exc)}", err=True)
         raise typer.Exit(2) from None
+
+
+def settings_errors(exc) -> str:
+    """A settings ValidationError on one line, each problem named by its variable; pydantic's copy of
+    the input is left out (a bad value may be a secret, or a key's PEM text)."""
+    problems = []
+    for err in exc.errors():
+        name = "_".join(str(part) for part in err["loc"][:1]).upper()
+        problems.append(f"COSELL_{name}: {err['msg']}" if name else err["msg"])
+    return "; ".join(problems)
 
 
 def _fail(exc: Exception) -> None:
@@ -207,8 +217,11 @@ def mirror(
     allow_drop: bool = typer.Option(False, "--allow-drop", help="Drop columns and tables of fields and objects "
                                                                 "that went away, instead of retiring them."),
     load: bool = typer.Option(True, "--load/--no-load", help="Read the rows of the mirrored objects afterwards."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Mirror the rest when mapped objects or "
+                                      "fields are missing from the org, instead of refusing."),
 ) -> None:
-    """Mirror the mapped objects of the org as tables: show the plan, apply it, load the rows."""
+    """Mirror the mapped objects of the org as tables: show the plan, apply it, load the rows. Mapped
+    objects or fields the org lacks are an error (exit 2) unless --skip-missing."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -222,7 +235,11 @@ def mirror(
     except (ConnectorError, MappingError) as exc:
         _fail(exc)
     for problem in plan.problems:
-        console.print(f"[yellow]skipped[/yellow] {problem}")
+        console.print(f"[yellow]skipped[/yellow] {problem}" if skip_missing else f"[red]missing[/red] {problem}")
+    if plan.problems and not skip_missing:
+        _fail(ValueError(f"{len(plan.problems)} mapped object(s) or field(s) the org lacks (listed above); nothing "
+                         "changed: fix the mapping (`cosell mapping check --org`) or the integration user's access, "
+                         "or pass --skip-missing to mirror the rest"))
     if plan.changes:
         console.print(f"Plan ({len(plan.pending)} change(s) to apply):")
         for change in plan.changes:

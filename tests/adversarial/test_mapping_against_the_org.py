@@ -53,3 +53,17 @@ def test_a_query_of_a_deleted_field_says_to_run_cosell_mirror(emulator):
         client.count("SELECT COUNT() FROM Opportunity WHERE Deleted_In_The_Org__c = null")
     assert exc.value.error_code == "INVALID_FIELD"
     assert "run `cosell mirror --plan` to see the drift, then `cosell mirror`" in str(exc.value)
+
+
+def test_mirror_refuses_a_mapping_naming_what_the_org_lacks_unless_told_to_skip(emulator, clean_env):
+    data = yaml.safe_load(DEFAULT_MAPPING_PATH.read_text())
+    data["objects"]["NoSuchObject__c"] = {"direction": "read_only"}
+    path = clean_env / "mapping.yaml"
+    path.write_text(yaml.safe_dump(data))
+    env = {**_env(emulator, clean_env), "COSELL_MAPPING": str(path)}
+    refused = runner.invoke(app, ["mirror", "--no-load"], env=env)
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "missing NoSuchObject__c" in refused.output and "nothing changed" in refused.output
+    assert "Applied" not in refused.output
+    skipped = runner.invoke(app, ["mirror", "--no-load", "--skip-missing"], env=env)
+    assert skipped.exit_code == 0 and "skipped NoSuchObject__c" in skipped.output

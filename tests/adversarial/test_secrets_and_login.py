@@ -143,3 +143,13 @@ def test_an_untrusted_certificate_names_ca_cert(emulator):
     client = SalesforceClient(settings_for(emulator, ca_cert=None))
     with pytest.raises(ConfigurationError, match="--ca-cert"):
         client.login()
+
+
+def test_an_invalid_setting_is_one_line_naming_the_variable_without_its_value(clean_env, monkeypatch):
+    monkeypatch.setenv("COSELL_QUOTA_SHARE", "5")
+    monkeypatch.setenv("COSELL_LOGIN_URL", "http://secret-host.example")
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    line = result.output.strip()
+    assert "\n" not in line and "COSELL_QUOTA_SHARE: Input should be less than or equal to 1" in line
+    assert "COSELL_LOGIN_URL: Value error, must be an https:// URL" in line
