@@ -56,3 +56,21 @@ def test_an_existing_file_is_not_overwritten_without_force(clean_env):
                                  "--auth", "jwt"])
     assert result.exit_code == 2 and "exists; nothing written (pass --force" in result.output
     assert config.read_text() == "login_url: https://example.my.salesforce.com\n"
+
+
+def test_interactive_init_asks_for_the_database_and_the_ca_certificate(clean_env, monkeypatch):
+    import types
+
+    import connector.cli as cli
+
+    monkeypatch.setattr(cli, "sys", types.SimpleNamespace(stdin=types.SimpleNamespace(isatty=lambda: True)))
+    config = clean_env / "cosell.config.yaml"
+    with Emulator("cosell_demo", records=2) as org:
+        info = org.connection_info()
+        answers = [info["login_url"], "jwt", f"sqlite:///{clean_env / 'asked.db'}", info["username"],
+                   info["consumer_key"], info["private_key"], info["ca_cert"]]
+        result = runner.invoke(app, ["init", "--config", str(config)], input="\n".join(answers) + "\n")
+    assert "Database URL" in result.output and "CA certificate to trust" in result.output, result.output
+    assert "ok   login" in result.output and result.exit_code in (0, 1), result.output
+    written = yaml.safe_load(config.read_text())
+    assert written["ca_cert"] == info["ca_cert"] and written["database_url"].endswith("asked.db")
