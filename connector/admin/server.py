@@ -89,7 +89,11 @@ def serve(host: str, port: int) -> None:
     settings = connector.settings
     logs.configure(settings.log_format, settings.log_level)
     tls = tls_files(host, settings)
-    connector.sync.prepare()   # fails clearly when nothing is mirrored yet
+    if not connector.mirror.schemas():
+        raise ConfigurationError("nothing is mirrored yet: run `cosell mirror` once on this database before "
+                                 "`cosell serve` (in a container, the same image with the same volume and "
+                                 "settings: `docker run --rm -v cosell-data:/data ... cosell-connector mirror`)")
+    connector.sync.prepare()
     scheduler = SyncScheduler(SyncRunner(connector))
     app = guarded(create_app(connector, token, scheduler=scheduler), token, settings)
     config = uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False,

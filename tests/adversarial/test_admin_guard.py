@@ -141,3 +141,15 @@ def test_serve_over_https_logs_every_line_as_json_without_the_token(tmp_path):
     assert any("Application startup complete" in e["message"] for e in events)
     assert any(e["logger"] == "uvicorn.access" and "/status?<redacted>" in e["message"] for e in events)
     assert TOKEN not in err and "abc123" not in err
+
+
+def test_serve_on_an_empty_database_names_the_one_time_command(clean_env, monkeypatch):
+    with Emulator("cosell_demo", records=2) as org:
+        for key, value in _env(org, clean_env).items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("COSELL_ADMIN_TOKEN", TOKEN)
+        result = CliRunner().invoke(app, ["serve"])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "run `cosell mirror` once on this database before `cosell serve`" in out
+    assert "before `cosell sync`" not in out and "cosell-connector mirror" in out
