@@ -44,7 +44,7 @@ def run_checks(connector: Connector, *, database: bool = True, drift: bool = Tru
         checks.append(Check("api usage", ok, f"{used}/{limits['Max']} daily API requests used ({share:.0%})",
                             "" if ok else "the connector stops runs at COSELL_QUOTA_SHARE; wait for the rolling "
                                           "24 hours or raise the org's limit"))
-        checks.extend(_mapping_checks(connector))
+        checks.extend(mapping_checks(connector))
     except ConnectorError as exc:
         checks.append(Check("salesforce", False, str(exc), "see the error; transient errors are retried by sync"))
     if database:
@@ -54,7 +54,9 @@ def run_checks(connector: Connector, *, database: bool = True, drift: bool = Tru
     return checks
 
 
-def _mapping_checks(connector: Connector) -> list[Check]:
+def mapping_checks(connector: Connector) -> list[Check]:
+    """The mapping against the org alone: every object and field exists, external IDs are external-ID
+    fields, field policies name real fields, read_write objects may be created and updated."""
     out: list[Check] = []
     describes = connector.client.describe(list(connector.mapping.objects))
     for name, mapping in connector.mapping.objects.items():
@@ -69,6 +71,9 @@ def _mapping_checks(connector: Connector) -> list[Check]:
         problems = []
         if missing:
             problems.append(f"missing fields: {', '.join(missing)}")
+        unknown_policies = [f for f in mapping.field_policies if f.lower() not in fields]
+        if unknown_policies:
+            problems.append(f"field_policies name fields the org does not have: {', '.join(unknown_policies)}")
         if not body.get("queryable", True):
             problems.append("not readable (queryable false)")
         if mapping.direction == "read_write":
@@ -78,8 +83,12 @@ def _mapping_checks(connector: Connector) -> list[Check]:
                 problems.append("the user cannot update records (updateable false)")
             if mapping.external_id:
                 ext = fields.get(mapping.external_id.lower())
-                if ext is None or not ext.get("externalId"):
-                    problems.append(f"{mapping.external_id} is not an external-ID field")
+                if ext is None:
+                    problems.append(f"external_id {mapping.external_id} is not a field of {name}")
+                elif not ext.get("externalId"):
+                    choices = sorted(f["name"] for f in body["fields"] if f.get("externalId"))
+                    problems.append(f"external_id {mapping.external_id} is not an external-ID field (choose one "
+                                    f"of: {', '.join(choices) or 'none yet: create a text field marked External ID'})")
         detail = f"{mapping.direction}, {len(body['fields'])} fields visible"
         if mapping.direction == "read_write":
             # Said up front: a portal edit to one of these is parked at sync (FIELD_NOT_UPDATEABLE).

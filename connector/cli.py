@@ -43,8 +43,18 @@ def _connector():
         logs.configure(settings.log_format, settings.log_level)
         return build(settings)
     except ValidationError as exc:
-        typer.echo(f"error: invalid settings:\n{exc}", err=True)
+        typer.echo(f"error: invalid settings: {settings_errors(exc)}", err=True)
         raise typer.Exit(2) from None
+
+
+def settings_errors(exc) -> str:
+    """A settings ValidationError on one line, each problem named by its variable; pydantic's copy of
+    the input is left out (a bad value may be a secret, or a key's PEM text)."""
+    problems = []
+    for err in exc.errors():
+        name = "_".join(str(part) for part in err["loc"][:1]).upper()
+        problems.append(f"COSELL_{name}: {err['msg']}" if name else err["msg"])
+    return "; ".join(problems)
 
 
 def _fail(exc: Exception) -> None:
@@ -114,13 +124,17 @@ def init(
     auth: str = typer.Option(None, envvar="COSELL_AUTH", help="jwt (recommended), refresh_token or password."),
     username: Optional[str] = typer.Option(None, envvar="COSELL_USERNAME"),
     consumer_key: Optional[str] = typer.Option(None, envvar="COSELL_CONSUMER_KEY"),
-    private_key: Optional[Path] = typer.Option(None, envvar="COSELL_PRIVATE_KEY"),
+    private_key: Optional[str] = typer.Option(None, envvar="COSELL_PRIVATE_KEY",
+                                              help="The JWT signing key: its file's path, or the PEM text."),
     consumer_secret: Optional[str] = typer.Option(None, envvar="COSELL_CONSUMER_SECRET"),
     refresh_token: Optional[str] = typer.Option(None, envvar="COSELL_REFRESH_TOKEN"),
     password: Optional[str] = typer.Option(None, envvar="COSELL_PASSWORD"),
-    ca_cert: Optional[Path] = typer.Option(None, envvar="COSELL_CA_CERT"),
-    database_url: str = typer.Option("sqlite:///cosell.db", envvar="COSELL_DATABASE_URL"),
+    ca_cert: Optional[Path] = typer.Option(None, envvar="COSELL_CA_CERT",
+                                           help="A CA certificate to trust (the emulator's ca_cert)."),
+    database_url: Optional[str] = typer.Option(None, envvar="COSELL_DATABASE_URL",
+                                               help="SQLAlchemy URL of the portal database."),
     mapping: Optional[Path] = typer.Option(None, envvar="COSELL_MAPPING"),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing configuration file."),
 ) -> None:
     """Connect an org step by step, verify the connection and the mapping, and write the configuration
     (readable by its owner only). Everything it asks can be given by flags or COSELL_* variables."""
@@ -131,9 +145,11 @@ def init(
 
     from connector.bootstrap import build
     from connector.checks import run_checks
-    from connector.config import AUTH_FLOWS, Settings
+    from connector.config import AUTH_FLOWS, Settings, is_key_text
 
     interactive = sys.stdin.isatty()
+    if config.exists() and not force:
+        _fail(ValueError(f"{config} exists; nothing written (pass --force to overwrite it)"))
 
     def ask(name: str, value, prompt: str, *, secret: bool = False, default=None):
         if value is not None:
@@ -146,7 +162,9 @@ def init(
 
     login_url = ask("login_url", login_url, "Login URL", default="https://login.salesforce.com")
     auth = ask("auth", auth, f"Auth flow ({', '.join(a for a in AUTH_FLOWS if a != 'session')})", default="jwt")
-    values = {"login_url": login_url, "auth": auth, "database_url": database_url}
+    values = {"login_url": login_url, "auth": auth,
+              "database_url": database_url or (typer.prompt("Database URL", default="sqlite:///cosell.db")
+                                               if interactive else "sqlite:///cosell.db")}
     if auth == "jwt":
         values.update(username=ask("username", username, "Integration user's username"),
                       consumer_key=ask("consumer_key", consumer_key, "Connected app consumer key"),
@@ -164,6 +182,9 @@ def init(
     else:
         _fail(ValueError(f"auth flow {auth!r} is not one init sets up; choose one of: jwt, refresh_token, "
                          "password"))
+    if ca_cert is None and interactive:
+        ca_cert = typer.prompt("CA certificate to trust (empty: the system store)", default="",
+                               show_default=False) or None
     if ca_cert:
         values["ca_cert"] = str(ca_cert)
     if mapping:
@@ -178,11 +199,12 @@ def init(
         typer.echo("error: could not connect; nothing written", err=True)
         raise typer.Exit(2)
     fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    # An existing file keeps its mode through O_CREAT: tighten it before a secret is in it.
+    os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as handle:
         handle.write("# Written by `cosell init`. Holds secrets: keep it readable by its owner only.\n")
         yaml.safe_dump(values, handle, sort_keys=False)
-    os.chmod(config, stat.S_IRUSR | stat.S_IWUSR)
-    secrets = [k for k in values if k in _SECRETS]
+    secrets = [k for k in values if k in _SECRETS or (k == "private_key" and is_key_text(values[k]))]
     typer.echo(f"wrote {config} (mode 600" + (f"; holds {', '.join(secrets)}" if secrets else "") + ")")
     if not ok:
         typer.echo("some checks failed: fix them, then run `cosell check`", err=True)
@@ -195,8 +217,11 @@ def mirror(
     allow_drop: bool = typer.Option(False, "--allow-drop", help="Drop columns and tables of fields and objects "
                                                                 "that went away, instead of retiring them."),
     load: bool = typer.Option(True, "--load/--no-load", help="Read the rows of the mirrored objects afterwards."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="Mirror the rest when mapped objects or "
+                                      "fields are missing from the org, instead of refusing."),
 ) -> None:
-    """Mirror the mapped objects of the org as tables: show the plan, apply it, load the rows."""
+    """Mirror the mapped objects of the org as tables: show the plan, apply it, load the rows. Mapped
+    objects or fields the org lacks are an error (exit 2) unless --skip-missing."""
     from rich.console import Console
     from rich.progress import Progress
 
@@ -210,7 +235,11 @@ def mirror(
     except (ConnectorError, MappingError) as exc:
         _fail(exc)
     for problem in plan.problems:
-        console.print(f"[yellow]skipped[/yellow] {problem}")
+        console.print(f"[yellow]skipped[/yellow] {problem}" if skip_missing else f"[red]missing[/red] {problem}")
+    if plan.problems and not skip_missing:
+        _fail(ValueError(f"{len(plan.problems)} mapped object(s) or field(s) the org lacks (listed above); nothing "
+                         "changed: fix the mapping (`cosell mapping check --org`) or the integration user's access, "
+                         "or pass --skip-missing to mirror the rest"))
     if plan.changes:
         console.print(f"Plan ({len(plan.pending)} change(s) to apply):")
         for change in plan.changes:
@@ -428,9 +457,11 @@ def mapping_schema(output: Optional[Path] = typer.Option(None, "--output", "-o",
 
 
 @mapping_app.command("check")
-def mapping_check(path: Optional[Path] = typer.Argument(None, help="Mapping file (default: the configured one).")
-                  ) -> None:
-    """Validate a mapping file and list what it maps."""
+def mapping_check(path: Optional[Path] = typer.Argument(None, help="Mapping file (default: the configured one)."),
+                  org: bool = typer.Option(False, "--org", help="Also check it against the configured org: "
+                                           "objects, fields, external IDs, policies, permissions.")) -> None:
+    """Validate a mapping file and list what it maps; with --org, against the org too (exit 1 on a problem)."""
+    from connector.errors import ConnectorError
     from connector.mapping import MappingError, load_mapping
 
     try:
@@ -439,6 +470,18 @@ def mapping_check(path: Optional[Path] = typer.Argument(None, help="Mapping file
         _fail(exc)
     for name, obj in mapping.objects.items():
         typer.echo(f"{name}: {obj.direction}, policy {obj.conflict_policy}, every {obj.poll_interval}s")
+    if org:
+        from connector.checks import mapping_checks
+
+        connector = _connector()
+        connector.__dict__["mapping"] = mapping
+        try:
+            connector.client.login()
+            checks = mapping_checks(connector)
+        except ConnectorError as exc:
+            _fail(exc)
+        if not _print_checks(checks):
+            raise typer.Exit(1)
 
 
 @emulator_app.command("serve")

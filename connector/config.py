@@ -34,7 +34,9 @@ class Settings(BaseSettings):
     consumer_key: str | None = Field(None, description="Connected app consumer key.")
     consumer_secret: SecretStr | None = Field(None, description="Connected app consumer secret (password, "
                                               "optionally refresh_token).")
-    private_key: Path | None = Field(None, description="Path of the PEM private key that signs JWT assertions.")
+    private_key: SecretStr | None = Field(None, description="The PEM private key that signs JWT assertions: "
+                                          "the key text itself (usual in containers) or the path of its file. "
+                                          "Never printed, whichever it is.")
     refresh_token: SecretStr | None = Field(None, description="OAuth refresh token (refresh_token flow).")
     password: SecretStr | None = Field(None, description="Integration user's password (password flow).")
     security_token: SecretStr | None = Field(None, description="Security token appended to the password.")
@@ -60,6 +62,13 @@ class Settings(BaseSettings):
         Decimal("2.0"), ge=0, le=100, description="Added to the tolerance, as a percentage of the deal's amount, "
         "when a payout was in another currency than the deal: the marketplace converts at its daily rate, "
         "the org's dated rates hold for a whole period.")
+    admin_max_body_bytes: int = Field(1_048_576, ge=1_024, le=104_857_600, description="Largest request body "
+                                      "the admin API accepts, in bytes; larger ones get 413 before being read.")
+    admin_tls_cert: Path | None = Field(None, description="PEM certificate (chain) `cosell serve` offers: with "
+                                        "COSELL_ADMIN_TLS_KEY the admin API speaks HTTPS only.")
+    admin_tls_key: Path | None = Field(None, description="PEM private key of COSELL_ADMIN_TLS_CERT.")
+    admin_allow_plain_http: bool = Field(False, description="Let `cosell serve` listen on a non-loopback address "
+                                         "without TLS (only behind a TLS-terminating proxy on a private network).")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
     admin_session_hours: float = Field(8.0, gt=0, le=24 * 30, description="How long an admin console sign-in "
@@ -115,11 +124,18 @@ class Settings(BaseSettings):
         """Settings as an admin may see them: secrets masked, never printed."""
         out = {}
         for name, value in self:
-            if isinstance(value, SecretStr):
+            if name == "private_key" and value is not None and not is_key_text(value.get_secret_value()):
+                out[name] = value.get_secret_value()     # a path says where the key is, not what it is
+            elif isinstance(value, SecretStr):
                 out[name] = "**********" if value.get_secret_value() else ""
             else:
                 out[name] = str(value) if isinstance(value, Path) else value
         return out
+
+
+def is_key_text(value: str) -> bool:
+    """Whether a COSELL_PRIVATE_KEY value is PEM text rather than a path (a path never holds a PEM armour line)."""
+    return "-----BEGIN" in value
 
 
 def _config_path(*sources: PydanticBaseSettingsSource) -> Path | None:

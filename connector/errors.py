@@ -38,6 +38,16 @@ class QuotaExhausted(FatalError):
         self.used, self.total, self.share = used, total, share
 
 
+class DailyLimitReached(QuotaExhausted):
+    """Salesforce itself refused a call because the org's daily API limit is used up
+    (REQUEST_LIMIT_EXCEEDED, TotalRequests): retrying cannot help until usage falls."""
+
+    def __init__(self, message: str, used: int = 0, total: int = 0):
+        FatalError.__init__(self, f"the org's daily API limit is used up ({message}); not retried: the next run "
+                            "resumes once the org's rolling 24-hour usage is below its limit")
+        self.used, self.total, self.share = used, total, 1.0
+
+
 class SalesforceApiError(ConnectorError):
     """Salesforce answered with an error; carries the status, errorCode and URL."""
 

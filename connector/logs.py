@@ -10,11 +10,15 @@ import logging
 import re
 
 _SECRET_PATTERNS = [
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)", re.S),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9!._~+/=-]{8,}"),
     re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._~+/=-]+"),          # Salesforce session ids
     re.compile(r"(?i)((?:access_token|refresh_token|client_secret|password|assertion)[\"']?\s*[=:]\s*[\"']?)"
                r"[^\s&\"',}]+"),
 ]
+
+
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 def redact(text: str) -> str:
@@ -50,3 +54,9 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Servers that set up their own handlers (uvicorn's default dictConfig) would bypass the format
+    # and the redaction: their loggers hand every record to the one handler above instead.
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True

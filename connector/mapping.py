@@ -5,6 +5,7 @@ It must never guess: an unknown key, name or value is an error naming the file, 
 from __future__ import annotations
 
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -475,6 +476,56 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# A mapping file is a few hundred lines, a handful of levels deep. The limits are far above that, and
+# are checked on the parser's events, before anything is built: YAML aliases let 600 bytes stand for
+# a billion values, and the composer recurses once per level.
+MAX_MAPPING_BYTES = 1_000_000
+MAX_MAPPING_DEPTH = 32
+MAX_MAPPING_VALUES = 100_000
+
+
+def _check_bounds(path: Path, text: str) -> None:
+    """Refuse a file whose values, aliases expanded, are too many or nested too deep: MappingError
+    naming the line, raised after one linear pass over the parser's events."""
+    if len(text) > MAX_MAPPING_BYTES:
+        raise MappingError(f"{path}: {len(text):,} characters; a mapping file is at most {MAX_MAPPING_BYTES:,}")
+    values = 0
+    anchors: dict[str, tuple[int, int]] = {}     # anchor -> (values, depth) of the node it names
+    open_nodes: list[list[Any]] = []             # [anchor, values at start, deepest child]
+
+    def grow(count: int, depth: int, event: yaml.Event) -> None:
+        nonlocal values
+        values += count
+        if open_nodes:
+            open_nodes[-1][2] = max(open_nodes[-1][2], depth)
+        line = event.start_mark.line + 1 if event.start_mark else "?"
+        if len(open_nodes) + depth > MAX_MAPPING_DEPTH:
+            raise MappingError(f"{path}: line {line}: nested more than {MAX_MAPPING_DEPTH} levels deep; a mapping "
+                               "file needs a handful (objects > name > fields > include)")
+        if values > MAX_MAPPING_VALUES:
+            raise MappingError(f"{path}: line {line}: more than {MAX_MAPPING_VALUES:,} values once YAML aliases "
+                               "(*name) are expanded; write the values out instead of repeating aliases")
+
+    for event in yaml.parse(text, Loader=_UniqueKeyLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            grow(1, 0, event)
+            open_nodes.append([event.anchor, values, 0])
+            grow(0, 0, event)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            anchor, start, deepest = open_nodes.pop()
+            if open_nodes:
+                open_nodes[-1][2] = max(open_nodes[-1][2], deepest + 1)
+            if anchor:
+                anchors[anchor] = (values - start + 1, deepest + 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            grow(1, 0, event)
+            if event.anchor:
+                anchors[event.anchor] = (1, 0)
+        elif isinstance(event, yaml.AliasEvent):
+            count, depth = anchors.get(event.anchor, (1, 0))
+            grow(count, depth, event)
+
+
 def _register_shipped_policies() -> None:
     """The policies the package ships beyond the built-ins (the co-sell state machine, participant
     edit-vs-delete) register themselves on import; a mapping may name them."""
@@ -498,6 +549,7 @@ def load_mapping(path: str | Path | None = None) -> Mapping:
     except OSError as exc:
         raise MappingError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     try:
+        _check_bounds(path, text)
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -585,11 +637,16 @@ def _kind(value: Any) -> str:
             type(None): "nothing"}.get(type(value), type(value).__name__)
 
 
+_SHORT_REPR = reprlib.Repr()   # keyword arguments only from Python 3.12
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxdict, _SHORT_REPR.maxlist = 3, 4, 4
+_SHORT_REPR.maxstring, _SHORT_REPR.maxother, _SHORT_REPR.maxlong = 60, 60, 40
+
+
 def _short(value: Any) -> str:
-    # spelled as in YAML, since that is what the admin wrote
+    # spelled as in YAML, since that is what the admin wrote; reprlib bounds the work, not just the text
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
-    text = repr(value)
+    text = _SHORT_REPR.repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 

@@ -4,8 +4,6 @@ package; this module only reads rows and hands them over."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 from sqlalchemy import select
@@ -13,6 +11,7 @@ from sqlalchemy import select
 from connector.cosell.attribution import AttributionRow, Credit, Deal, Period, attribute
 from connector.schema_mirror.currency import CurrencyTable
 from connector.schema_mirror.mirror import SchemaMirror
+from connector.spreadsheet import csv_text
 
 
 def attribution_report(mirror: SchemaMirror, *, period: Period = "quarter") -> list[AttributionRow]:
@@ -35,11 +34,7 @@ def render(rows: list[AttributionRow], fmt: str) -> str:
     if fmt == "json":
         return json.dumps([r.as_dict() for r in rows], indent=2)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(AttributionRow("", "", "", "").as_dict()))
-        writer.writeheader()
-        writer.writerows(r.as_dict() for r in rows)
-        return out.getvalue()
+        return csv_text((r.as_dict() for r in rows), list(AttributionRow("", "", "", "").as_dict()))
     raise ValueError(f"unknown format {fmt!r}; choose one of: table, csv, json")
 
 

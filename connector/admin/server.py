@@ -4,16 +4,19 @@ stops taking requests, stops scheduling and lets a run in progress finish and co
 
 The admin token comes from the COSELL_ADMIN_TOKEN environment variable (at least 16 characters;
 e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`); `serve` refuses to start
-without it. It is never logged."""
+without it. It is never logged. The token and the body size are checked in front of the app
+(`guard.AdminGuard`). Off the loopback interface `serve` speaks HTTPS (COSELL_ADMIN_TLS_CERT / _KEY)
+or refuses to start, unless plain HTTP is allowed explicitly for a TLS-terminating proxy."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 
 from connector.errors import ConfigurationError
 
-__all__ = ["serve", "ADMIN_TOKEN_ENV", "admin_token"]
+__all__ = ["serve", "ADMIN_TOKEN_ENV", "admin_token", "guarded", "tls_files"]
 
 ADMIN_TOKEN_ENV = "COSELL_ADMIN_TOKEN"
 log = logging.getLogger("connector.admin")
@@ -37,6 +40,41 @@ class _NoQueryStrings(logging.Filter):
         return True
 
 
+def guarded(app, token: str, settings):
+    """The app behind the wall every request meets first: token, then body size."""
+    from connector.admin.guard import AdminGuard
+
+    return AdminGuard(app, token, max_body_bytes=settings.admin_max_body_bytes)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tls_files(host: str, settings) -> tuple[str, str] | None:
+    """(certificate, key) to serve HTTPS with, None for plain HTTP on loopback (or where allowed);
+    ConfigurationError for half a TLS setting, a missing file, or plain HTTP on an open address."""
+    cert, key = settings.admin_tls_cert, settings.admin_tls_key
+    if (cert is None) != (key is None):
+        raise ConfigurationError("set both COSELL_ADMIN_TLS_CERT and COSELL_ADMIN_TLS_KEY, or neither")
+    if cert is not None:
+        for name, path in (("COSELL_ADMIN_TLS_CERT", cert), ("COSELL_ADMIN_TLS_KEY", key)):
+            if not path.is_file():
+                raise ConfigurationError(f"{name}: no file at {path}")
+        return str(cert), str(key)
+    if not _loopback(host) and not settings.admin_allow_plain_http:
+        raise ConfigurationError(f"refusing to serve the admin API in plain HTTP on {host}: the bearer token would "
+                                 "cross the network in clear. Set COSELL_ADMIN_TLS_CERT and COSELL_ADMIN_TLS_KEY, "
+                                 "listen on 127.0.0.1, or (behind a TLS-terminating proxy only) set "
+                                 "COSELL_ADMIN_ALLOW_PLAIN_HTTP=true")
+    return None
+
+
 def serve(host: str, port: int) -> None:
     """Run the scheduler and the admin API until SIGTERM/SIGINT."""
     import uvicorn
@@ -49,14 +87,23 @@ def serve(host: str, port: int) -> None:
 
     token = admin_token()
     connector = build()
-    logs.configure(connector.settings.log_format, connector.settings.log_level)
-    connector.sync.prepare()   # fails clearly when nothing is mirrored yet
+    settings = connector.settings
+    logs.configure(settings.log_format, settings.log_level)
+    tls = tls_files(host, settings)
+    if not connector.mirror.schemas():
+        raise ConfigurationError("nothing is mirrored yet: run `cosell mirror` once on this database before "
+                                 "`cosell serve` (in a container, the same image with the same volume and "
+                                 "settings: `docker run --rm -v cosell-data:/data ... cosell-connector mirror`)")
+    connector.sync.prepare()
     scheduler = SyncScheduler(SyncRunner(connector))
-    app = create_app(connector, token, scheduler=scheduler)
-    config = uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False)
+    api = create_app(connector, token, scheduler=scheduler)
+    app = guarded(api, token, settings)
+    config = uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False,
+                            log_config=None,   # uvicorn's loggers go through logs.configure's handler
+                            **({"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}))
     logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
-    log.info("admin API and console on http://%s:%s; %d object(s) scheduled; alerts %s", host, port,
-             len(connector.mapping.objects), "on" if app.state.alerts is not None else "off")
+    log.info("admin API and console on %s://%s:%s; %d object(s) scheduled; alerts %s", "https" if tls else "http",
+             host, port, len(connector.mapping.objects), "on" if api.state.alerts is not None else "off")
     # uvicorn handles SIGTERM/SIGINT: it stops serving, then the app's lifespan stops the scheduler
     # and waits for the run in progress (scheduled or on demand) to commit.
     uvicorn.Server(config).run()

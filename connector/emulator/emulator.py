@@ -77,7 +77,7 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is None:
             cert = tls.server_certificate(self.state_dir)
-            self.ca_cert = str(cert.cert_path)
+            self.ca_cert = str(cert.ca_cert_path)     # clients trust the CA; the server offers the leaf
             self._server, self._thread = start_server(self, self._port, str(cert.cert_path), str(cert.key_path))
         return self
 

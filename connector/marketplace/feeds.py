@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from connector.bounds import MAX_NESTING, value_problem
 from connector.errors import ConfigurationError
 
 Source = Literal["aws", "azure"]
@@ -148,6 +149,11 @@ class AgreementOffer:
     line_no: int
 
 
+# The payout store's amount columns: NUMERIC(28, 10). A value outside it is refused with its line,
+# never rounded, nor left to the database to reject mid-import.
+AMOUNT_PRECISION, AMOUNT_SCALE = 28, 10
+
+
 # -- reading records -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -197,6 +203,7 @@ def _read_csv(path: Path, text: str) -> _Records:
                 continue
             if len(values) != len(header):
                 raise FeedError(path, f"{len(values)} values for {len(header)} columns", line=line)
+            _check_values(path, line, "line", dict(zip(header, values)))
             rows.append((line, dict(zip(header, values))))
     except csv.Error as exc:
         raise FeedError(path, f"malformed CSV: {exc}", line=reader.line_num) from None
@@ -207,7 +214,7 @@ def _read_json(path: Path, text: str) -> _Records:
     stripped = text.strip()
     items: list[tuple[int, Any]]
     try:
-        data = json.loads(stripped)
+        data = _json(path, stripped, None)
         if isinstance(data, dict):
             lists = [v for v in data.values() if isinstance(v, list)]
             if len(lists) != 1:
@@ -224,7 +231,7 @@ def _read_json(path: Path, text: str) -> _Records:
             if not raw.strip():
                 continue
             try:
-                items.append((number, json.loads(raw)))
+                items.append((number, _json(path, raw, number)))
             except json.JSONDecodeError:
                 if number == 1 and first.lineno > 1:
                     raise FeedError(path, f"malformed JSON: {first.msg}", line=first.lineno) from None
@@ -234,12 +241,30 @@ def _read_json(path: Path, text: str) -> _Records:
     for number, item in items:
         if not isinstance(item, dict):
             raise FeedError(path, f"expected an object, found {type(item).__name__}", line=number, where=where)
+        _check_values(path, number, where, item)
         for key in item:
             columns.setdefault(str(key), None)
         rows.append((number, {str(k): v for k, v in item.items()}))
     if not rows:
         raise FeedError(path, "the file holds no records")
     return _Records(list(columns), rows, where, False)
+
+
+def _json(path: Path, text: str, line: int | None) -> Any:
+    """json.loads, with nesting too deep for the parser's recursion as a FeedError of its line."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise FeedError(path, f"JSON nested too deep (more than {MAX_NESTING} levels is never a payout record)",
+                        line=line) from None
+
+
+def _check_values(path: Path, line: int, where: str, record: Mapping[str, Any]) -> None:
+    """Refuse a record any of whose columns or values cannot be stored (NUL, oversize, deep nesting)."""
+    for key, value in record.items():
+        problem = value_problem(key) or value_problem(value)
+        if problem:
+            raise FeedError(path, f"field {str(key)[:40]!r} {problem}", line=line, where=where)
 
 
 # -- format detection ------------------------------------------------------------------------------
@@ -316,7 +341,24 @@ def _decimal(row: Mapping[str, Any], name: str, *, required: bool = True) -> Dec
         raise _Bad(f"{name} must be a number, not {value!r}") from None
     if not number.is_finite():
         raise _Bad(f"{name} must be a finite number, not {value!r}")
+    digits, places = _digits(number)
+    if digits > AMOUNT_PRECISION - AMOUNT_SCALE or places > AMOUNT_SCALE:
+        raise _Bad(f"{name} {value[:50]!r} does not fit the stored amount: at most "
+                   f"{AMOUNT_PRECISION - AMOUNT_SCALE} digits before the point and {AMOUNT_SCALE} after")
     return number
+
+
+def _digits(number: Decimal) -> tuple[int, int]:
+    """Digits before the decimal point and after it, from the sign-digits-exponent form (no arithmetic,
+    so 1E+999999 costs nothing)."""
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)    # finite, checked before
+    digits = tuple(digits)
+    while exponent < 0 and digits and digits[-1] == 0:    # 1.2500 has two places, not four
+        digits, exponent = digits[:-1], exponent + 1
+    while digits[:1] == (0,):
+        digits = digits[1:]
+    return max(len(digits) + exponent, 0), max(-exponent, 0)
 
 
 def _date(row: Mapping[str, Any], name: str, *, required: bool = True) -> dt.date | None:

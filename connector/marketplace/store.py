@@ -369,19 +369,15 @@ REPORT_COLUMNS = ("status", "deal_name", "sfid", "source", "matched_by", "curren
 
 def render_outcomes(rows: list[dict[str, Any]], fmt: str) -> str:
     """Stored outcomes as CSV or JSON (the table form is the CLI's)."""
-    import csv
-    import io
     import json
 
     plain = [{k: outcome_json(r).get(k) for k in REPORT_COLUMNS} for r in rows]
     if fmt == "json":
         return json.dumps(plain, indent=2)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(REPORT_COLUMNS))
-        writer.writeheader()
-        writer.writerows(plain)
-        return out.getvalue()
+        from connector.spreadsheet import csv_text
+
+        return csv_text(plain, list(REPORT_COLUMNS))
     raise ValueError(f"unknown format {fmt!r}; choose one of: table, csv, json")
 
 

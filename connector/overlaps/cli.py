@@ -4,9 +4,7 @@ write to Salesforce."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -206,12 +204,9 @@ def _render(rows: list[dict], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     if fmt == "csv":
-        out = io.StringIO()
-        if rows:
-            writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        return out.getvalue()
+        from connector.spreadsheet import csv_text
+
+        return csv_text(rows, list(rows[0])) if rows else ""
     raise ValueError(f"unknown format {fmt!r}; choose one of: table, csv, json")
 
 

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from connector.bounds import MAX_VALUE_CHARS, value_problem
 from connector.errors import ConnectorError
 from connector.overlaps.matching import InvalidDomain, normalise_domain, normalise_name
 
@@ -88,7 +89,11 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
     if text.lstrip().startswith(("{", "[")):
         raise OverlapFileError(source, ["line 1: this is JSON; an overlap export is a CSV file"])
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
+    problems: list[str] = []
+    lines = _guarded(reader, problems)
+    header = next(lines, None)
+    if problems:
+        raise OverlapFileError(source, problems)
     if not header or not any(h.strip() for h in header):
         raise OverlapFileError(source, ["line 1: the file is empty; expected a header row"])
     keys = [_column_key(h) for h in header]
@@ -96,7 +101,7 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
         if columns <= set(keys):
             raise OverlapFileError(source, [f"line 1: this looks like {label}, not an account-overlap export"])
     where: dict[str, int] = {}
-    problems: list[str] = []
+    problems.extend(f"line 1: header {h[:40]!r} {p}" for h in header if (p := value_problem(h)))
     for field, aliases in COLUMNS.items():
         found = [i for i, k in enumerate(keys) if k in aliases]
         if len(found) > 1:
@@ -114,12 +119,16 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
 
     rows: list[OverlapRow] = []
     first_seen: dict[tuple[str, str], int] = {}
-    for values in reader:
+    for values in lines:
         line = reader.line_num
         if not any(v.strip() for v in values):
             continue
         if len(values) != len(header):
             problems.append(f"line {line}: {len(values)} values but the header has {len(header)} columns")
+            continue
+        bad = [f"column {header[i]!r} {p}" for i, v in enumerate(values) if (p := value_problem(v))]
+        if bad:
+            problems.append(f"line {line}: {'; '.join(bad)}")
             continue
         get = {f: values[i].strip() for f, i in where.items()}
         empty = [f for f in ("partner", "account_name", "population", "partner_record_id") if not get[f]]
@@ -145,6 +154,21 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
     if not rows:
         raise OverlapFileError(source, ["the file has a header but no rows"])
     return rows
+
+
+def _guarded(reader, problems: list[str]):
+    """The reader's rows until one cannot be read (a value past the csv module's own limit, a broken
+    quote): that becomes a problem of its line, and reading stops there."""
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.append(f"line {reader.line_num}: not readable as CSV ({exc}); a value is at most "
+                            f"{MAX_VALUE_CHARS:,} characters and a quote must be closed")
+            return
+        yield values
 
 
 __all__ = ["COLUMNS", "OverlapFileError", "OverlapRow", "parse_overlaps", "read_overlaps"]

@@ -27,8 +27,8 @@ from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_a
                       wait_random)
 
 from connector.config import Settings
-from connector.errors import (AuthenticationFailed, ConfigurationError, PermanentApiError, QuotaExhausted,
-                              SalesforceApiError, TransientApiError)
+from connector.errors import (AuthenticationFailed, ConfigurationError, DailyLimitReached, PermanentApiError,
+                              QuotaExhausted, SalesforceApiError, TransientApiError)
 from connector.salesforce import auth
 from connector.salesforce.http import SalesforceSession
 
@@ -37,6 +37,10 @@ T = TypeVar("T")
 
 TRANSIENT_ERROR_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE",
                                    "QUERY_TIMEOUT", "UNKNOWN_EXCEPTION"})
+# A query naming a field or object the org no longer has fails every run until the mirror catches up.
+SCHEMA_HINTS = {code: "; the org's schema changed (a mapped field or object was deleted, renamed or hidden from "
+                      "the integration user): run `cosell mirror --plan` to see the drift, then `cosell mirror`"
+                for code in ("INVALID_FIELD", "INVALID_TYPE")}
 DESCRIBES_PER_COMPOSITE = 25
 COMPOSITE_QUERIES = 5
 COLLECTION_SIZE = 200
@@ -67,12 +71,27 @@ def _error_message(content: Any) -> str:
     return str(content)[:500]
 
 
+def _login_transient(exc: BaseException) -> bool:
+    """A token request worth repeating: the login service's passing faults, not an untrusted certificate."""
+    return isinstance(exc, auth.LoginUnavailable) or (
+        isinstance(exc, requests.RequestException) and not isinstance(exc, requests.exceptions.SSLError))
+
+
+def _daily_limit(code: str | None, message: str) -> bool:
+    """REQUEST_LIMIT_EXCEEDED means two things: the concurrent-request limit (retry soon) or the
+    daily limit (TotalRequests: retrying only burns attempts until usage falls)."""
+    return code == "REQUEST_LIMIT_EXCEEDED" and auth.DAILY_LIMIT_MARKER in message
+
+
 def translate(exc: Exception) -> Exception:
     """A simple-salesforce or requests exception as the connector's error of the right group."""
     if isinstance(exc, sfx.SalesforceError):
         code = _error_code(exc.content)
+        if _daily_limit(code, _error_message(exc.content)):
+            return DailyLimitReached(f"{code}: {_error_message(exc.content)}")
         kind = TransientApiError if (exc.status >= 500 or code in TRANSIENT_ERROR_CODES) else PermanentApiError
-        return kind(_error_message(exc.content), status=exc.status, error_code=code, url=exc.url)
+        return kind(_error_message(exc.content) + SCHEMA_HINTS.get(code or "", ""), status=exc.status,
+                    error_code=code, url=exc.url)
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
         return TransientApiError(f"connection failed: {exc.__class__.__name__}: {exc}")
     return exc
@@ -115,20 +134,33 @@ class SalesforceClient:
 
     # -- login ------------------------------------------------------------------------------
     def login(self) -> Salesforce:
-        """Log in by the configured flow; raises AuthenticationFailed or ConfigurationError."""
+        """Log in by the configured flow, retrying a passing fault of the login service (5xx, the
+        concurrent-request limit, a dropped connection) like any call; raises AuthenticationFailed,
+        DailyLimitReached or ConfigurationError, and PermanentApiError once the retries are spent
+        (so a caller's own retries do not multiply them)."""
         s = self.settings
         try:
             if s.auth == "session":
                 _require(s, "instance_url", "access_token")
                 token, instance = s.access_token.get_secret_value(), s.instance_url
             else:
-                result = self._token()
+                result = self._retrying("login", _login_transient)(self._token)
                 token, instance, self.identity_url = result.access_token, result.instance_url, result.identity_url
         except auth.AuthenticationError as exc:
+            if _daily_limit(exc.error, exc.description):
+                raise DailyLimitReached(f"login: {exc.error}: {exc.description}") from None
             raise AuthenticationFailed(f"login to {s.login_url} by the {s.auth} flow failed: {exc.error}: "
                                        f"{exc.description}") from None
+        except auth.LoginUnavailable as exc:
+            raise PermanentApiError(f"login to {s.login_url} failed {s.max_attempts} time(s): {exc.reason}; "
+                                    "try again later", status=exc.status) from None
+        except requests.exceptions.SSLError:
+            raise ConfigurationError(f"the TLS certificate of {s.login_url} is not trusted: set COSELL_CA_CERT "
+                                     "(`cosell init --ca-cert FILE`) to the CA certificate that signed it (the "
+                                     "emulator prints its ca_cert); verification is never turned off") from None
         except requests.RequestException as exc:
-            raise TransientApiError(f"could not reach {s.login_url}: {exc}") from None
+            raise PermanentApiError(f"could not reach {s.login_url} in {s.max_attempts} attempt(s): "
+                                    f"{exc.__class__.__name__}") from None
         self._sf = Salesforce(session_id=token, instance_url=instance, session=self.session,
                               version=s.api_version, parse_float=Decimal, object_pairs_hook=dict)
         return self._sf
@@ -137,10 +169,8 @@ class SalesforceClient:
         s = self.settings
         if s.auth == "jwt":
             _require(s, "username", "consumer_key", "private_key")
-            if not s.private_key.is_file():
-                raise ConfigurationError(f"COSELL_PRIVATE_KEY: no file at {s.private_key}")
             return auth.jwt_bearer(self.session, login_url=s.login_url, consumer_key=s.consumer_key,
-                                   username=s.username, private_key=s.private_key)
+                                   username=s.username, private_key=s.private_key.get_secret_value())
         if s.auth == "refresh_token":
             _require(s, "consumer_key", "refresh_token")
             return auth.refresh_token(self.session, login_url=s.login_url, consumer_key=s.consumer_key,
@@ -159,15 +189,18 @@ class SalesforceClient:
     # -- the call wrapper -------------------------------------------------------------------
     def call(self, operation: Callable[[Salesforce], T], *, what: str = "call") -> T:
         """Run one API operation with quota guard, session renewal and retries."""
+        return self._retrying(what, lambda e: isinstance(e, TransientApiError))(self._attempt, operation)
+
+    def _retrying(self, what: str, transient: Callable[[BaseException], bool]) -> Retrying:
+        """The configured jittered exponential backoff, retrying what `transient` accepts."""
         s = self.settings
-        retrying = Retrying(
+        return Retrying(
             stop=stop_after_attempt(s.max_attempts),
             wait=wait_exponential(multiplier=s.retry_initial_wait, max=s.retry_max_wait)
             + wait_random(0, s.retry_initial_wait),
-            retry=retry_if_exception(lambda e: isinstance(e, TransientApiError)),
+            retry=retry_if_exception(transient),
             reraise=True, before_sleep=self._log_retry(what),
             **({"sleep": self._sleep} if self._sleep else {}))
-        return retrying(self._attempt, operation)
 
     def _attempt(self, operation: Callable[[Salesforce], T]) -> T:
         self.check_quota()

@@ -65,4 +65,4 @@ def test_the_emulator_json_line_maps_onto_settings_one_to_one(monkeypatch):
         monkeypatch.setenv(f"COSELL_{key.upper()}", value)
     s = Settings()
     assert s.instance_url == info["instance_url"] and str(s.ca_cert) == info["ca_cert"]
-    assert s.refresh_token.get_secret_value() == "rt" and str(s.private_key) == info["private_key"]
+    assert s.refresh_token.get_secret_value() == "rt" and s.private_key.get_secret_value() == info["private_key"]

@@ -243,9 +243,10 @@ def test_metrics_in_the_prometheus_text_format(admin):
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = answer.text.splitlines()
-    assert 'cosell_pending_local_changes{object="Opportunity"} 1' in lines
-    assert 'cosell_parked_records{object="Opportunity"} 0' in lines
-    assert 'cosell_runs_total{status="succeeded"} 1' in lines
+    # written by prometheus-client, which spells every value as a float
+    assert 'cosell_pending_local_changes{object="Opportunity"} 1.0' in lines
+    assert 'cosell_parked_records{object="Opportunity"} 0.0' in lines
+    assert 'cosell_runs_total{status="succeeded"} 1.0' in lines
     assert "# TYPE cosell_runs_total counter" in lines
     assert any(line.startswith('cosell_watermark_timestamp_seconds{object="Opportunity"} ') for line in lines)
     for line in lines:
