@@ -17,7 +17,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Routes anyone may call: the liveness probe and the API's own description.
-OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", "/"})
+# Pages with a sign-in of their own (the admin console's and the partners' session cookies, CSRF on
+# every form) and their static files: the body limit applies, the bearer token does not.
+OWN_SIGN_IN = ("/console", "/partner", "/static/")
 
 
 class AdminGuard:
@@ -32,7 +35,9 @@ class AdminGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
-        if scope["path"] not in OPEN_PATHS and not self._authorized(headers.get("authorization", b"")):
+        path = scope["path"]
+        open_ = path in OPEN_PATHS or path.startswith(OWN_SIGN_IN)
+        if not open_ and not self._authorized(headers.get("authorization", b"")):
             await _answer(send, 401, "missing or wrong bearer token", [(b"www-authenticate", b"Bearer")])
             return
         declared = headers.get("content-length", b"")

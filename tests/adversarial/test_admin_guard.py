@@ -86,6 +86,18 @@ def test_a_small_body_with_the_token_reaches_the_app_whole_and_health_is_open():
     assert client.request("/health", [b""], {})[0] == 200
 
 
+def test_pages_with_their_own_sign_in_pass_without_the_token_but_not_past_the_body_limit():
+    """The console and the partner pages sign in with their own session cookies (and CSRF on every
+    form): the bearer token is not theirs to show, the body limit is; an API path next to them is not
+    opened by the prefix."""
+    client = Client()
+    for path in ("/", "/console/login", "/partner/login", "/partner/api/deals", "/static/console.css"):
+        assert client.request(path, [b"a=b"], {})[0] == 200, path
+        assert client.request(path, [b"{}"], {"Content-Length": str(LIMIT + 1)})[0] == 413, path
+    for path in ("/resync", "/conflicts/1/resolve", "/parked/dismiss", "/status/console"):
+        assert client.request(path, [b"{}"], {})[0] == 401, path
+
+
 def test_serve_refuses_plain_http_on_an_open_address(clean_env, monkeypatch):
     with Emulator("cosell_demo", records=2) as org:
         for key, value in _env(org, clean_env).items():
