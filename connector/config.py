@@ -60,6 +60,17 @@ class Settings(BaseSettings):
         Decimal("2.0"), ge=0, le=100, description="Added to the tolerance, as a percentage of the deal's amount, "
         "when a payout was in another currency than the deal: the marketplace converts at its daily rate, "
         "the org's dated rates hold for a whole period.")
+    partner_session_secret: SecretStr | None = Field(
+        None, min_length=32, description="Key that signs partner session cookies (at least 32 characters). Unset: "
+        "a random key per process, so partners sign in again after a restart.")
+    partner_base_url: str = Field("http://localhost:8080", description="Where partners reach `cosell serve`; "
+                                  "invite links start with it.")
+    partner_invite_days: int = Field(7, ge=1, le=90, description="Days an invite link stays valid.")
+    partner_session_hours: int = Field(12, ge=1, le=24 * 30, description="Hours a partner session lasts.")
+    partner_review_days: int = Field(10, ge=1, le=365, description="Days the vendor has to review a submitted "
+                                     "registration; the partner sees the deadline.")
+    partner_cookie_secure: bool = Field(True, description="Send the partner session cookie over HTTPS only (browsers "
+                                        "treat http://localhost as secure). Turn off only behind plain HTTP in a lab.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
 

@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import and_, func, select, update
 
+from connector import partners
 from connector.errors import ConnectorError
 from connector.marketplace import EXCEPTIONS, PayoutLedger
 from connector.overlaps import OverlapBook, PipelineRow, pipeline_report
@@ -223,6 +224,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
     app = FastAPI(title="cosell-connector admin API", version="1", lifespan=lifespan,
                   description="Status, runs, conflicts, parked records, on-demand resync and metrics of the "
                               "co-sell connector. Send `Authorization: Bearer <COSELL_ADMIN_TOKEN>`.")
+    partners.mount(app, connector)   # /partner/...: its own sign-in, cookie and scope
     bearer = HTTPBearer(auto_error=False, description="The admin token (COSELL_ADMIN_TOKEN).")
 
     @app.middleware("http")

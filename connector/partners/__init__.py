@@ -3,7 +3,8 @@ partner read and write goes (connector.partners.scope); the web workspace is con
 
 from connector.partners.scope import NotFound, PartnerAccount, PartnerScope, ScopeError
 from connector.partners.service import PartnerWorkspace
+from connector.partners.web import mount
 from connector.partners.users import Invite, PartnerUser, PartnerUserError, PartnerUsers
 
 __all__ = ["Invite", "NotFound", "PartnerAccount", "PartnerScope", "PartnerUser", "PartnerUserError",
-           "PartnerUsers", "PartnerWorkspace", "ScopeError"]
+           "PartnerUsers", "PartnerWorkspace", "ScopeError", "mount"]

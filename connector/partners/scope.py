@@ -45,7 +45,7 @@ EDITABLE: dict[str, dict[str, tuple[str, str, type]]] = {
 }
 # The partner's own moves, by the target the state machine names.
 _PARTNER_ACTIONS = {(t.source.value, t.action): t.target.value for t in TRANSITIONS if t.actor == "partner"}
-_DONE = {"submit": "submitted", "resubmit": "resubmitted", "withdraw": "withdrawn"}
+DONE = {"submit": "submitted", "resubmit": "resubmitted", "withdraw": "withdrawn"}
 
 
 class NotFound(LookupError):
@@ -327,14 +327,14 @@ class PartnerScope:
         target = _PARTNER_ACTIONS.get((status, action))
         if target is None:
             allowed = [a for (s, a) in _PARTNER_ACTIONS if s == status]
-            raise ScopeError(f"a {status} registration cannot be {action or 'moved'}ed; "
+            raise ScopeError(f"a {status} registration cannot be {DONE.get(action, 'moved')}; "
                              + (f"you may: {', '.join(allowed)}" if allowed else "it takes no partner action now"))
         try:
             self.portal.submit(r["_uuid"]) if target == "Submitted" else self.portal.withdraw(r["_uuid"])
         except PortalError as exc:
             raise ScopeError(str(exc)) from None
         deal = self._deal_of_registration(r)
-        self._log(_DONE[action], deal, r["_uuid"], None)
+        self._log(DONE[action], deal, r["_uuid"], None)
         return self.deal(deal)
 
     def edit(self, deal_id: str, changes: dict[str, Any], registration_id: str | None = None) -> DealView:
@@ -431,5 +431,5 @@ def _parse(raw: Any, kind: type) -> Any:
     return text
 
 
-__all__ = ["EDITABLE", "PARTNER_FIELDS", "DealView", "Money", "NotFound", "OverlapView", "PartnerAccount",
+__all__ = ["DONE", "EDITABLE", "PARTNER_FIELDS", "DealView", "Money", "NotFound", "OverlapView", "PartnerAccount",
            "PartnerScope", "Participation", "RegistrationView", "ScopeError"]

@@ -89,3 +89,62 @@ def world(emulator, database, tmp_path):
     w = World(Harness(emulator, database))
     w.overlaps = w.import_overlaps(tmp_path)
     return w
+
+
+SECRET = "partner-session-secret-for-tests-0123456789"
+
+
+class Partner:
+    """A signed-in partner on the JSON API, as a PRM front end would drive it."""
+
+    def __init__(self, app, who: str):
+        from fastapi.testclient import TestClient
+
+        self.http = TestClient(app, base_url="https://testserver")   # the cookie is Secure
+        self.who = who
+        response = self.http.post("/partner/api/session", json={"email": f"{who}@{who}.example",
+                                                                "password": PASSWORD[who]})
+        assert response.status_code == 200, response.text
+        self.csrf = response.json()["csrf_token"]
+
+    def get(self, path: str, **kw):
+        return self.http.get(path, **kw)
+
+    def write(self, method: str, path: str, **kw):
+        headers = {"X-CSRF-Token": self.csrf, **kw.pop("headers", {})}
+        return self.http.request(method, path, headers=headers, **kw)
+
+    def form_csrf(self, path: str = "/partner/") -> str:
+        """The CSRF token a page's forms carry."""
+        import re
+
+        page = self.http.get(path)
+        return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
+@pytest.fixture
+def app(world, emulator, database):
+    """The admin app (`cosell serve`'s) on the world's database, with the partner workspace mounted."""
+    from connector.admin.api import create_app
+    from connector.bootstrap import build
+    from tests.conftest import mapping_for, settings_for
+
+    url = database.engine.url.render_as_string(hide_password=False)
+    connector = build(settings_for(emulator, database_url=url, partner_session_secret=SECRET))
+    connector.__dict__["engine"] = database.engine
+    connector.__dict__["mapping"] = mapping_for(database)
+    app = create_app(connector, "test-admin-token-0123456789abcdef")
+    world.connector = connector
+    return app
+
+
+@pytest.fixture
+def alpha(world, app):
+    world.user("alpha")
+    return Partner(app, "alpha")
+
+
+@pytest.fixture
+def beta(world, app):
+    world.user("beta")
+    return Partner(app, "beta")
