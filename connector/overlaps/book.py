@@ -359,9 +359,7 @@ class OverlapBook:
                           values["account_label"], values["match_reason"] or values["candidates"] or "")
 
     # -- reading -----------------------------------------------------------------------------------
-    def list(self, *, status: Iterable[str] | None = None, partner: str | None = None,
-             partner_uuid: str | None = None) -> list[dict[str, Any]]:
-        """Overlaps by status, and of one partner: by the name its export spells, or by its Account row UUID."""
+    def list(self, *, status: Iterable[str] | None = None, partner: str | None = None) -> list[dict[str, Any]]:
         self.ensure_tables()
         o = self.overlaps
         query = select(o).order_by(o.c.partner_name, o.c.account_name, o.c.id)
@@ -369,8 +367,6 @@ class OverlapBook:
             query = query.where(o.c.status.in_(list(status)))
         if partner:
             query = query.where(o.c.partner_name == partner)
-        if partner_uuid is not None:
-            query = query.where(o.c.partner_uuid == partner_uuid)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 

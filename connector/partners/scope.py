@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Select, Table, or_, select, update
 from sqlalchemy.engine import Connection
 
 from connector.cosell.attribution import AttributionRow, Period, attribute
@@ -156,14 +156,38 @@ class PartnerScope:
         keys = list(self.account.keys)
         return or_(column_sfid.in_(keys), column_uuid.in_(keys))
 
-    def _my_participants(self, conn: Connection, opportunity: dict[str, Any] | None = None) -> list[Any]:
+    def participants_query(self) -> Select:
+        """My participant rows (with what they point at), partner-visible columns only."""
         p = self.part.c
-        query = select(p.opportunity__c, p._opportunity__c_uuid, p.partner_account__c,
-                       *(p[c] for c in PARTNER_FIELDS["Co_Sell_Participant__c"])).where(
-            self._mine(p.partner_account__c, p._partner_account__c_uuid))
+        return select(p.opportunity__c, p._opportunity__c_uuid, *(p[c] for c in PARTNER_FIELDS["Co_Sell_Participant__c"])
+                      ).where(self._mine(p.partner_account__c, p._partner_account__c_uuid)).order_by(p._id)
+
+    def opportunities_query(self) -> Select:
+        """The opportunities I take part in, partner-visible columns only."""
+        o, p = self.opp.c, self.part.c
+        mine = self._mine(p.partner_account__c, p._partner_account__c_uuid)
+        return select(o.sfid, *(o[c] for c in PARTNER_FIELDS["Opportunity"])).where(
+            or_(o.sfid.in_(select(p.opportunity__c).where(mine)),
+                o._uuid.in_(select(p._opportunity__c_uuid).where(mine)))).order_by(o.closedate, o.name, o._id)
+
+    def registrations_query(self) -> Select:
+        """My registrations, partner-visible columns only."""
+        r = self.reg.c
+        return select(r.opportunity__c, r._opportunity__c_uuid,
+                      *(r[c] for c in PARTNER_FIELDS["Deal_Registration__c"] if c in r)).where(
+            self._mine(r.partner_account__c, r._partner_account__c_uuid)).order_by(r._id)
+
+    def overlaps_query(self) -> Select:
+        """My overlaps, without the org's candidate accounts and match reasons."""
+        o = self.book.overlaps.c
+        return select(o.id, o.account_name, o.domain, o.country, o.population, o.status, o.registration_uuid,
+                      o.opportunity_uuid).where(o.partner_uuid == self.account.uuid).order_by(o.account_name, o.id)
+
+    def _my_participants(self, conn: Connection, opportunity: dict[str, Any] | None = None) -> list[Any]:
+        query = self.participants_query()
         if opportunity is not None:
-            query = query.where(self._on(p, opportunity))
-        return list(conn.execute(query.order_by(p._id)))
+            query = query.where(self._on(self.part.c, opportunity))
+        return list(conn.execute(query))
 
     @staticmethod
     def _on(c, opportunity: dict[str, Any]):
@@ -173,14 +197,10 @@ class PartnerScope:
 
     def _opportunities(self, conn: Connection, deal_id: str | None = None) -> list[dict[str, Any]]:
         """My opportunities (or the one with UUID `deal_id`, if mine): one query either way."""
-        o, p = self.opp.c, self.part.c
-        mine = select(p.opportunity__c).where(self._mine(p.partner_account__c, p._partner_account__c_uuid))
-        mine_uuid = select(p._opportunity__c_uuid).where(self._mine(p.partner_account__c, p._partner_account__c_uuid))
-        query = select(o.sfid, *(o[c] for c in PARTNER_FIELDS["Opportunity"])).where(
-            or_(o.sfid.in_(mine), o._uuid.in_(mine_uuid)))
+        query = self.opportunities_query()
         if deal_id is not None:
-            query = query.where(o._uuid == str(deal_id))
-        return [dict(r) for r in conn.execute(query.order_by(o.closedate, o.name, o._id)).mappings()]
+            query = query.where(self.opp.c._uuid == str(deal_id))
+        return [dict(r) for r in conn.execute(query).mappings()]
 
     def _opportunity(self, conn: Connection, deal_id: str) -> dict[str, Any]:
         rows = self._opportunities(conn, deal_id)
@@ -190,15 +210,12 @@ class PartnerScope:
 
     def _registrations(self, conn: Connection, opportunity: dict[str, Any] | None = None,
                        registration_id: str | None = None) -> list[dict[str, Any]]:
-        r = self.reg.c
-        query = select(r.opportunity__c, r._opportunity__c_uuid, *(r[c] for c in PARTNER_FIELDS["Deal_Registration__c"]
-                                                                    if c in r)).where(
-            self._mine(r.partner_account__c, r._partner_account__c_uuid))
+        query = self.registrations_query()
         if opportunity is not None:
-            query = query.where(self._on(r, opportunity))
+            query = query.where(self._on(self.reg.c, opportunity))
         if registration_id is not None:
-            query = query.where(r._uuid == str(registration_id))
-        return [dict(x) for x in conn.execute(query.order_by(r._id)).mappings()]
+            query = query.where(self.reg.c._uuid == str(registration_id))
+        return [dict(x) for x in conn.execute(query).mappings()]
 
     # -- reading -------------------------------------------------------------------------------------
     def deals(self) -> list[DealView]:
@@ -227,7 +244,9 @@ class PartnerScope:
 
     def overlaps(self) -> list[OverlapView]:
         """My overlaps (my own export's rows), without the org's candidate accounts or match reasons."""
-        return [self._overlap_view(o) for o in self.book.list(partner_uuid=self.account.uuid)]
+        self.book.ensure_tables()
+        with self.portal.engine.connect() as conn:
+            return [self._overlap_view(dict(o)) for o in conn.execute(self.overlaps_query()).mappings()]
 
     def _rates(self, conn: Connection) -> CurrencyTable:
         return CurrencyTable.load(conn, self.schema, self.prefix)
@@ -305,8 +324,7 @@ class PartnerScope:
     def register(self, overlap_id: int, *, name: str | None = None, close_date: dt.date | None = None,
                  amount: Decimal | None = None, currency: str | None = None) -> DealView:
         """A Draft registration from one of my matched overlaps (the overlap book applies every co-sell rule)."""
-        mine = {o["id"] for o in self.book.list(partner_uuid=self.account.uuid)}
-        if overlap_id not in mine:
+        if overlap_id not in {o.id for o in self.overlaps()}:
             raise NotFound("overlap")
         try:
             result = self.book.register(overlap_id, name=name, close_date=close_date, amount=amount,
