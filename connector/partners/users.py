@@ -118,7 +118,7 @@ class PartnerUsers:
                 self.meta.create_all(conn, checkfirst=True)
             self._ready = True
 
-    def _partner_account(self, conn, key: str) -> dict[str, Any]:
+    def partner_account(self, conn, key: str) -> dict[str, Any]:
         """A partner Account by Salesforce Id, portal UUID or exact name (case-insensitive)."""
         c = self.accounts.c
         rows = conn.execute(select(self.accounts).where(or_(c.sfid == key, c._uuid == key))).mappings().all() or \
@@ -142,7 +142,7 @@ class PartnerUsers:
         expires = at + dt.timedelta(days=self.invite_days)
         u = self.users
         with self.engine.begin() as conn:
-            partner = self._partner_account(conn, account)
+            partner = self.partner_account(conn, account)
             existing = conn.execute(select(u).where(u.c.email == address)).mappings().first()
             if existing is not None:
                 if existing["account_uuid"] != partner["_uuid"]:
