@@ -313,7 +313,8 @@ class PartnerScope:
         if r["expiry_date__c"] is not None:
             entries.append(HistoryEntry(r["expiry_date__c"], f"protection {'ended' if status == 'Expired' else 'runs'}"
                                                             f" until {r['expiry_date__c']:%Y-%m-%d}"))
-        return sorted(entries, key=lambda e: _sort_key(e.at))
+        # Salesforce keeps whole seconds: within one second the partner's own log (in its order) comes first.
+        return sorted(entries, key=lambda e: _sort_key(e.at).replace(microsecond=0))
 
     @staticmethod
     def _overlap_view(o: dict[str, Any]) -> OverlapView:
