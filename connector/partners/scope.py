@@ -257,8 +257,10 @@ class PartnerScope:
         for p in self._my_participants(conn, o):
             credit = credit_of(_Row({**p._mapping, "partner_account__c": self.account.uuid}), {}, o["_uuid"])
             credits.append(credit)
+            # no split agreed yet: no compensation to show (not a zero the partner would read as final)
+            money = self._money(deal, [credit], rates) if p.split_percent__c is not None else Money(None, None, None)
             participations.append(Participation(p._uuid, p.role__c, p.attribution__c, p.split_type__c,
-                                                p.split_percent__c, self._money(deal, [credit], rates)))
+                                                p.split_percent__c, money))
         customer = None
         if o["accountid"] or o["_accountid_uuid"]:
             a = self.accounts.c
@@ -270,7 +272,8 @@ class PartnerScope:
                                              if not (locked and sf_field in LOCKED_FIELDS["Opportunity"])]
         return DealView(o["_uuid"], o["name"], o["stagename"], o["amount"], o.get("currencyisocode"), o["closedate"],
                         o["nextstep"], customer, bool(o["isclosed"]), bool(o["iswon"]), participations,
-                        self._money(deal, credits, rates), registrations, editable)
+                        self._money(deal, credits, rates) if any(p.split_percent is not None for p in participations)
+                        else Money(None, None, None), registrations, editable)
 
     def _money(self, deal, credits, rates: CurrencyTable) -> Money:
         """The split amounts of `credits` on `deal`, by the attribution arithmetic, in three currencies."""
@@ -304,8 +307,11 @@ class PartnerScope:
         entries = [HistoryEntry(x.at, f"{x.action} by {x.user_email}" + (f": {x.detail}" if x.detail else ""))
                    for x in conn.execute(select(a.at, a.action, a.user_email, a.detail).where(
                        a.registration_uuid == r["_uuid"], a.account_uuid == self.account.uuid))]
-        if r["submitted_at__c"] is not None:
-            entries.append(HistoryEntry(r["submitted_at__c"], "submitted for review (latest submission)"))
+        submitted = r["submitted_at__c"]
+        logged = [x.at for x in entries if x.what.startswith(("submitted by", "resubmitted by"))]
+        if submitted is not None and not any(abs(_sort_key(t) - _sort_key(submitted)) < dt.timedelta(seconds=2)
+                                             for t in logged):   # a submission made elsewhere
+            entries.append(HistoryEntry(submitted, "submitted for review (latest submission)"))
         if r["decided_at__c"] is not None and status in ("Approved", "Rejected", "Expired"):
             decision = "Approved" if status == "Expired" else status
             reason = f": {r['rejection_reason__c']}" if status == "Rejected" and r["rejection_reason__c"] else ""
