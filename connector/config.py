@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     partner_base_url: str = Field("http://localhost:8080", description="Where partners reach `cosell serve`; "
                                   "invite links start with it.")
     partner_invite_days: int = Field(7, ge=1, le=90, description="Days an invite link stays valid.")
-    partner_session_hours: int = Field(12, ge=1, le=24 * 30, description="Hours a partner session lasts.")
+    partner_session_hours: int = Field(12, ge=1, le=24 * 30, description="Hours a partner session lasts: after "
+                                       "the last page loaded, or after sign-in on the JSON API.")
     partner_review_days: int = Field(10, ge=1, le=365, description="Days the vendor has to review a submitted "
                                      "registration; the partner sees the deadline.")
     partner_cookie_secure: bool = Field(True, description="Send the partner session cookie over HTTPS only (browsers "

@@ -248,6 +248,12 @@ class PartnerScope:
         with self.portal.engine.connect() as conn:
             return [self._overlap_view(dict(o)) for o in conn.execute(self.overlaps_query()).mappings()]
 
+    def corporate_currency(self) -> str | None:
+        """The vendor's corporate currency (None in a single-currency org)."""
+        with self.portal.engine.connect() as conn:
+            corporate = self._rates(conn).corporate
+        return corporate.iso_code if corporate else None
+
     def _rates(self, conn: Connection) -> CurrencyTable:
         return CurrencyTable.load(conn, self.schema, self.prefix)
 

@@ -287,7 +287,8 @@ def partner_router(web: PartnerWeb) -> APIRouter:
             return to_login()
         scope = web.scope(s)
         return page(request, s, "deals.html", deals=scope.deals(), attribution=scope.attribution(),
-                    overlaps=scope.overlaps(), account=scope.account, msg=msg, err=err)
+                    overlaps=scope.overlaps(), account=scope.account, corporate=scope.corporate_currency(),
+                    msg=msg, err=err)
 
     @router.get("/deals/{deal_id}", response_class=HTMLResponse, include_in_schema=False)
     def deal_page(request: Request, deal_id: str, s: Annotated[_Session, Depends(session)], msg: str | None = None,
@@ -299,7 +300,8 @@ def partner_router(web: PartnerWeb) -> APIRouter:
             deal = scope.deal(deal_id)
         except NotFound:
             return page(request, s, "not_found.html", 404)
-        return page(request, s, "deal.html", deal=deal, account=scope.account, msg=msg, err=err)
+        return page(request, s, "deal.html", deal=deal, account=scope.account,
+                    corporate=scope.corporate_currency(), msg=msg, err=err)
 
     async def form_post(request: Request, s: _Session) -> dict[str, str]:
         """The posted form, after the CSRF check: a post without a session or the token changes nothing."""

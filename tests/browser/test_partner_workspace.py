@@ -63,7 +63,7 @@ def test_a_partner_signs_in_sees_their_deals_registers_and_submits(world, server
     page.wait_for_url(re.compile(r".*/partner/deals/.+"))
     share = page.inner_text("#my-share")
     assert "60.00% Revenue" in share
-    assert "60,000.00 EUR" in share and "68,807.34" in share and "51,743.12 GBP" in share
+    assert "60,000.00 EUR" in share and "68,807.34 USD" in share and "51,743.12 GBP" in share
     assert "40.00" not in page.inner_text("body") and "VENDOR-INTERNAL" not in page.content()
 
     # register a deal from my overlap, and submit it

@@ -19,6 +19,8 @@ Sessions
  12. a JSON write without the X-CSRF-Token header: 403
  13. a tampered cookie, a cookie signed with another key naming B's user, and B's cookie after B
      signed out or was disabled: no session (401 / the sign-in page)
+Fuzzing
+ 14. every partner JSON operation fuzzed (schemathesis) with A's session: no 5xx, nothing of B
 """
 
 from __future__ import annotations
@@ -188,3 +190,33 @@ def test_tampered_forged_and_ended_sessions_are_no_sessions(world, alpha, beta):
     assert TestClient(app, base_url="https://testserver").post(
         "/partner/api/session", json={"email": "beta@beta.example", "password": "beta-battery-staple-2"}
     ).status_code == 401
+
+
+def test_fuzzed_json_requests_signed_in_as_a_never_reach_b_or_fail(world, alpha, app):
+    """14. Every JSON API operation of the partner, fuzzed from the OpenAPI document (schemathesis) with
+    A's session and CSRF token: no server error, nothing of B in any answer, B's rows unchanged."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [r.ok() for r in schema.get_all_operations() if r.ok().path.startswith("/partner/api/")]
+    assert len(operations) >= 8
+    b_before = [world.h.rows(n, world.h.tables[n].c.sfid == sfid) for n, sfid in
+                (("Opportunity", world.beta_only), ("Deal_Registration__c", world.beta_reg))]
+    cookie = alpha.http.cookies.get(COOKIE)
+    statuses: list[int] = []
+    for operation in operations:
+        @given(case=operation.as_strategy())
+        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case):
+            if case.path == "/partner/api/session" and case.method.upper() == "DELETE":
+                return   # signing out would end the session the other cases use
+            response = case.call(headers={"X-CSRF-Token": alpha.csrf, "Cookie": f"{COOKIE}={cookie}"},
+                                 base_url="https://testserver")
+            statuses.append(response.status_code)
+            assert response.status_code < 500, (case.method, case.path, response.text[:300])
+            _assert_nothing_of_b(world, response.text)
+        check()
+    assert statuses.count(200) >= 4 and 404 in statuses, "signed in: the reads answered, others' ids did not"
+    assert [world.h.rows(n, world.h.tables[n].c.sfid == sfid) for n, sfid in
+            (("Opportunity", world.beta_only), ("Deal_Registration__c", world.beta_reg))] == b_before
