@@ -26,6 +26,10 @@ from connector.schema_mirror.types import UtcDateTime
 UTC = dt.timezone.utc
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024          # argon2 takes any length; a megabyte "password" is a denial of service
+# After this many wrong passwords in a row a user's sign-in is refused for LOCK_MINUTES, with the same
+# answer as a wrong password (so the lock tells a guesser nothing either); a right one resets the count.
+MAX_FAILED_SIGN_INS = 10
+LOCK_MINUTES = 15
 _hasher = PasswordHasher()
 # Verified against when the e-mail is unknown, so a miss takes as long as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -51,6 +55,8 @@ def partner_user_tables(metadata: MetaData, prefix: str = "") -> tuple[Table, Ta
         Column("session_version", Integer, nullable=False, default=1),
         Column("created_at", UtcDateTime, nullable=False),
         Column("last_sign_in_at", UtcDateTime),
+        Column("failed_sign_ins", Integer, nullable=False, default=0),
+        Column("locked_until", UtcDateTime),
     )
     activity = Table(
         meta_table_name("partner_activity", prefix), metadata,
@@ -157,7 +163,8 @@ class PartnerUsers:
                 user_id = conn.execute(insert(u).values(
                     email=address, account_uuid=partner["_uuid"], account_sfid=partner["sfid"],
                     account_name=partner["name"] or partner["_uuid"], status="invited", invite_digest=_digest(token),
-                    invite_expires_at=expires, session_version=1, created_at=at).returning(u.c.id)).scalar_one()
+                    invite_expires_at=expires, session_version=1, failed_sign_ins=0, created_at=at)
+                    .returning(u.c.id)).scalar_one()
             row = conn.execute(select(u).where(u.c.id == user_id)).mappings().one()
         return Invite(PartnerUser.of(row), token, expires)
 
@@ -177,8 +184,10 @@ class PartnerUsers:
             return PartnerUser.of(conn.execute(select(u).where(u.c.id == row["id"])).mappings().one())
 
     def authenticate(self, email: str, password: str, *, at: dt.datetime | None = None) -> PartnerUser | None:
-        """The active user with this e-mail and password, else None (and no hint why)."""
+        """The active user with this e-mail and password, else None (and no hint why: unknown, wrong,
+        disabled and locked all look alike)."""
         self.ensure_tables()
+        at = at or dt.datetime.now(UTC)
         u = self.users
         address = email.strip().lower()[:254]
         with self.engine.connect() as conn:
@@ -188,10 +197,19 @@ class PartnerUsers:
             ok = _hasher.verify(stored, password[:MAX_PASSWORD]) and stored is not _DUMMY_HASH
         except (VerificationError, InvalidHashError):
             ok = False
-        if not ok or row is None or row["status"] != "active":
+        if row is None or row["status"] != "active":
             return None
+        locked = row["locked_until"] is not None and row["locked_until"] > at
         with self.engine.begin() as conn:
-            values: dict[str, Any] = {"last_sign_in_at": at or dt.datetime.now(UTC)}
+            if not ok or locked:
+                if not locked:
+                    failed = row["failed_sign_ins"] + 1
+                    conn.execute(update(u).where(u.c.id == row["id"]).values(
+                        failed_sign_ins=0 if failed >= MAX_FAILED_SIGN_INS else u.c.failed_sign_ins + 1,
+                        locked_until=at + dt.timedelta(minutes=LOCK_MINUTES) if failed >= MAX_FAILED_SIGN_INS
+                        else None))
+                return None
+            values: dict[str, Any] = {"last_sign_in_at": at, "failed_sign_ins": 0, "locked_until": None}
             if _hasher.check_needs_rehash(stored):
                 values["password_hash"] = _hasher.hash(password)
             conn.execute(update(u).where(u.c.id == row["id"]).values(**values))

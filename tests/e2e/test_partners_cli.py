@@ -70,3 +70,4 @@ def test_invite_accept_list_and_disable_from_the_command_line(tmp_path):
         assert json.loads(_run(["partners", "list", "--format", "json"], env))[0]["status"] == "disabled"
         assert "no partner user nobody@x.example" in _run(["partners", "disable", "nobody@x.example"], env, 2)
         assert "only door" in _run(["partners", "sql-access", "--account", partner, "--role", "prm_cli"], env, 2)
+
