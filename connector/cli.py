@@ -24,9 +24,11 @@ mapping_app = typer.Typer(help="Mapping files: validate them, export their JSON 
 app.add_typer(mapping_app, name="mapping")
 from connector.marketplace.cli import marketplace_app, report_reconciliation  # noqa: E402 - sub-apps after `app`
 from connector.overlaps.cli import overlaps_app, report_pipeline  # noqa: E402
+from connector.partners.cli import partners_app  # noqa: E402
 
 app.add_typer(overlaps_app, name="overlaps")
 app.add_typer(marketplace_app, name="marketplace")
+app.add_typer(partners_app, name="partners")
 report_app.command("pipeline")(report_pipeline)
 report_app.command("reconciliation")(report_reconciliation)
 

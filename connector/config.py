@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     admin_tls_key: Path | None = Field(None, description="PEM private key of COSELL_ADMIN_TLS_CERT.")
     admin_allow_plain_http: bool = Field(False, description="Let `cosell serve` listen on a non-loopback address "
                                          "without TLS (only behind a TLS-terminating proxy on a private network).")
+    partner_session_secret: SecretStr | None = Field(
+        None, min_length=32, description="Key that signs partner session cookies (at least 32 characters). Unset: "
+        "a random key per process, so partners sign in again after a restart.")
+    partner_base_url: str = Field("http://localhost:8080", description="Where partners reach `cosell serve`; "
+                                  "invite links start with it.")
+    partner_invite_days: int = Field(7, ge=1, le=90, description="Days an invite link stays valid.")
+    partner_session_hours: int = Field(12, ge=1, le=24 * 30, description="Hours a partner session lasts: after "
+                                       "the last page loaded, or after sign-in on the JSON API.")
+    partner_review_days: int = Field(10, ge=1, le=365, description="Days the vendor has to review a submitted "
+                                     "registration; the partner sees the deadline.")
+    partner_cookie_secure: bool = Field(True, description="Send the partner session cookie over HTTPS only (browsers "
+                                        "treat http://localhost as secure). Turn off only behind plain HTTP in a lab.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
     admin_session_hours: float = Field(8.0, gt=0, le=24 * 30, description="How long an admin console sign-in "

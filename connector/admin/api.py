@@ -15,6 +15,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from connector import partners
 from connector.admin import console
 from connector.admin.actions import AdminActions, AdminError
 from connector.admin.alerts import AlertService
@@ -85,6 +86,7 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
     app.state.admin = AdminContext(connector, runner, scheduler, queries, AdminActions(queries))
     app.state.runner = runner
     app.state.alerts = alerts
+    partners.mount(app, connector)   # /partner/...: its own sign-in, cookie and scope
 
     @app.middleware("http")
     async def refuse_query_tokens(request: Request, call_next):

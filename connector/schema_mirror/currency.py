@@ -160,6 +160,19 @@ class CurrencyTable:
             value = amount / rate
             return value.quantize(Decimal(1).scaleb(-self._corporate.decimal_places), rounding=ROUND_HALF_UP)
 
+    def convert_to(self, amount: Decimal | None, iso_code: str | None, target: str | None,
+                   on: dt.date | None = None) -> Decimal | None:
+        """`amount` in `iso_code` expressed in `target` (another currency of the org), through the corporate
+        rate of each on `on`; rounded to the target's decimal places. None stays None."""
+        amount = _decimal(amount)
+        if amount is None or self._corporate is None:
+            return amount
+        places = self.currencies[target].decimal_places if target in self.currencies else \
+            self._corporate.decimal_places
+        with decimal.localcontext(prec=_WORKING_PRECISION):
+            value = amount / self.rate(iso_code, on) * self.rate(target, on)
+            return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
 
 @dataclass(frozen=True)
 class _RateTables:
