@@ -14,8 +14,10 @@ def chromium_path() -> str | None:
     return os.environ.get("COSELL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per test module: Playwright's sync API keeps an event loop running while it is open,
+    which would make every later `asyncio.run` in the session fail."""
     path = chromium_path()
     if path is None:
         message = "no Chromium found: apt-get install chromium (or set COSELL_CHROMIUM to its path)"
