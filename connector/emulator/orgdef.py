@@ -91,12 +91,18 @@ class FieldDef(_Model):
     auto_number: bool = False
     reference_to: list[str] = Field(default_factory=list)
     relationship_name: str | None = None
+    # The parent's name for this lookup's children (metadata's relationshipName, without __r); when
+    # absent it is derived from the child object's name, which clashes when two lookups of one object
+    # point at the same parent, as a real org refuses.
+    child_relationship: str | None = None
     master_detail: bool = False
     compound_field_name: str | None = None
     extra_type_info: str | None = None
     picklist: list[PicklistValue] = Field(default_factory=list, alias="values")
     restricted: bool = False
     default_value: Any = None
+    # Whether field-level security applies (a permission set may list it); derived when not given.
+    permissionable: bool | None = None
     # Keys of a real describe that the model does not know, kept so a snapshot is served as it came.
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -134,6 +140,14 @@ class FieldDef(_Model):
     def label_text(self) -> str:
         return self.label or self.name.removesuffix("__c").replace("_", " ")
 
+    @property
+    def is_permissionable(self) -> bool:
+        if self.permissionable is not None:
+            return self.permissionable
+        # a checkbox is never null yet its access is set per field; other required fields are not
+        return (self.nillable or (bool(self.custom) and self.type == "boolean")) and not self.calculated \
+            and self.type != "id"
+
     def active_values(self) -> list[str]:
         return [p.value for p in self.picklist if p.active]
 
@@ -162,7 +176,9 @@ class FieldDef(_Model):
             "length": self.length if t in TEXT_TYPES or t in ("id", "reference") else 0,
             "mask": None, "maskType": None, "name": self.name, "nameField": self.name_field,
             "namePointing": t == "reference" and len(self.reference_to) > 1,
-            "nillable": self.nillable, "permissionable": self.nillable and not self.calculated and t != "id",
+            "nillable": self.nillable,
+            # a checkbox is never null yet its access is set per field; other required fields are not
+            "permissionable": self.is_permissionable,
             "picklistValues": [p.describe() for p in self.picklist],
             "polymorphicForeignKey": t == "reference" and len(self.reference_to) > 1,
             "precision": self.precision if t in ("double", "currency", "percent") else 0,
@@ -192,10 +208,12 @@ class RecordTypeDef(_Model):
 
 
 class ValidationRule(_Model):
-    """An error when `condition` (a SOQL WHERE expression on the record) is true."""
+    """An error when `condition` (a SOQL WHERE expression on the record) is true. `formula` is the
+    same rule in Salesforce's formula language, as the metadata package deploys it to a real org."""
 
     name: str
     condition: str
+    formula: str | None = None
     message: str
     field: str | None = None
     active: bool = True
@@ -468,6 +486,8 @@ class OrgDef(_Model):
 def _child_relationship_name(child: ObjectDef, f: FieldDef) -> str | None:
     if f.relationship_name is None:
         return None
+    if f.child_relationship:
+        return f.child_relationship + ("__r" if f.custom else "")
     if child.custom:
         return child.name.removesuffix("__c") + "s__r"
     return child.name + "s"
@@ -493,12 +513,13 @@ def _add_standard_fields(obj: ObjectDef, currency: MultiCurrency | None) -> None
         front.append(FieldDef(name="Name", type="string", length=80, label=f"{obj.label_text} Name",
                               nillable=True, name_field=True))
     if obj.record_types and "recordtypeid" not in names:
+        # record type visibility, not field access, governs it; likewise the currency below
         front.append(FieldDef(name="RecordTypeId", type="reference", label="Record Type ID",
-                              reference_to=["RecordType"], relationship_name="RecordType"))
+                              reference_to=["RecordType"], relationship_name="RecordType", permissionable=False))
     if currency is not None and obj.currency and "currencyisocode" not in names:
         front.append(FieldDef(
             name="CurrencyIsoCode", type="picklist", label="Currency ISO Code", length=3,
-            restricted=True, defaulted_on_create=True, default_value=currency.corporate,
+            restricted=True, defaulted_on_create=True, default_value=currency.corporate, permissionable=False,
             values=[PicklistValue(value=c.iso_code, label=c.label or c.iso_code, active=c.active,
                                   default=c.corporate) for c in currency.currencies]))
     audit: list[FieldDef] = []
@@ -576,6 +597,7 @@ _DESCRIBE_FIELD_KEYS = {
     "nameField": "name_field", "autoNumber": "auto_number", "referenceTo": "reference_to",
     "relationshipName": "relationship_name", "compoundFieldName": "compound_field_name",
     "extraTypeInfo": "extra_type_info", "restrictedPicklist": "restricted", "defaultValue": "default_value",
+    "permissionable": "permissionable",
 }
 
 
