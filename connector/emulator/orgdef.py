@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 FieldType = Literal[
     "id", "reference", "string", "textarea", "picklist", "multipicklist", "combobox",
@@ -37,6 +37,9 @@ NUMBER_TYPES = frozenset({"int", "double", "currency", "percent", "long"})
 ADDRESS_COMPONENTS = {"Street": "street", "City": "city", "State": "state", "PostalCode": "postalCode",
                       "Country": "country", "Latitude": "latitude", "Longitude": "longitude",
                       "GeocodeAccuracy": "geocodeAccuracy"}
+UNFILTERABLE_TYPES = frozenset({"address", "location", "base64"})
+UNSORTABLE_TYPES = frozenset({"address", "location", "multipicklist", "base64"})
+LONG_TEXT = 255  # a textarea longer than this is a long text area: never filtered or sorted
 MASTER_RECORD_TYPE_ID = "012000000000000AAA"
 AUDIT_FIELDS = ("CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp")
 
@@ -103,8 +106,10 @@ class FieldDef(_Model):
     default_value: Any = None
     # Whether field-level security applies (a permission set may list it); derived when not given.
     permissionable: bool | None = None
-    # Keys of a real describe that the model does not know, kept so a snapshot is served as it came.
+    # A real describe's field as it came, served as given: the model's values replace it only where
+    # they changed since it was loaded (an admin's change_field), or where the payload lacks a key.
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    _as_loaded: dict[str, Any] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _derive(self) -> FieldDef:
@@ -148,11 +153,34 @@ class FieldDef(_Model):
         return (self.nillable or (bool(self.custom) and self.type == "boolean")) and not self.calculated \
             and self.type != "id"
 
+    @property
+    def filterable(self) -> bool:
+        """Whether WHERE may use it: as a describe payload says, else as Salesforce decides by type."""
+        return bool(self.raw.get("filterable", self.type not in UNFILTERABLE_TYPES and not self._long_text))
+
+    @property
+    def sortable(self) -> bool:
+        return bool(self.raw.get("sortable", self.type not in UNSORTABLE_TYPES and not self._long_text))
+
+    @property
+    def _long_text(self) -> bool:
+        return self.type == "textarea" and self.length > LONG_TEXT
+
     def active_values(self) -> list[str]:
         return [p.value for p in self.picklist if p.active]
 
     def describe(self) -> dict[str, Any]:
         """The field as `fields[]` of a real sObject describe (all 55 keys of v59)."""
+        out = self._rendered()
+        if not self.raw:
+            return out
+        return _as_given(self.raw, out, self._as_loaded)
+
+    def keep_as_loaded(self) -> None:
+        """Remember the rendering of a field just loaded from a describe payload, so later changes show."""
+        self._as_loaded = self._rendered()
+
+    def _rendered(self) -> dict[str, Any]:
         t = self.type
         byte_length = self.length * 3 if t in TEXT_TYPES or t in ("id", "reference") else 0
         out: dict[str, Any] = {
@@ -167,7 +195,7 @@ class FieldDef(_Model):
             "deprecatedAndHidden": False, "digits": self.digits if t == "int" else 0,
             "displayLocationInDecimal": False, "encrypted": t == "encryptedstring",
             "externalId": self.external_id, "extraTypeInfo": self.extra_type_info,
-            "filterable": t not in ("textarea", "address", "location", "base64"),
+            "filterable": self.filterable,
             "filteredLookupInfo": None, "formulaTreatNullNumberAsZero": False,
             "groupable": t not in ("double", "currency", "percent", "textarea", "address", "location",
                                     "datetime", "multipicklist", "base64"),
@@ -188,15 +216,22 @@ class FieldDef(_Model):
             "restrictedDelete": False, "restrictedPicklist": self.restricted,
             "scale": self.scale if t in ("double", "currency", "percent") else 0,
             "searchPrefilterable": False, "soapType": SOAP_TYPES[t],
-            "sortable": t not in ("textarea", "address", "location", "multipicklist", "base64"),
+            "sortable": self.sortable,
             "type": t, "unique": self.unique, "updateable": self.updateable,
             "writeRequiresMasterRead": self.master_detail,
         }
         if self.master_detail:
             out["cascadeDelete"] = True
-        merged = dict(self.raw)
-        merged.update(out)
-        return merged
+        return out
+
+
+def _as_given(raw: dict[str, Any], rendered: dict[str, Any], as_loaded: dict[str, Any] | None) -> dict[str, Any]:
+    """`raw` in its own key order, with a rendered value only where it changed since loading, then the
+    rendered keys the payload did not have."""
+    out = {k: (rendered[k] if as_loaded is not None and k in rendered and rendered[k] != as_loaded.get(k) else v)
+           for k, v in raw.items()}
+    out.update({k: v for k, v in rendered.items() if k not in raw})
+    return out
 
 
 class RecordTypeDef(_Model):
@@ -371,6 +406,10 @@ class OrgDef(_Model):
     seed: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     # Name of a data generator ("cosell_demo", or "generic" for orgs built from describe payloads).
     generator: str = "generic"
+    # describeGlobal.json of a describe folder, served as given
+    global_raw: dict[str, Any] | None = Field(None, exclude=True)
+    # the objects a describe folder held when loaded
+    _loaded_names: set[str] = PrivateAttr(default_factory=set)
 
     @field_validator("objects", mode="before")
     @classmethod
@@ -456,23 +495,32 @@ class OrgDef(_Model):
                      "describe": f"{base}/describe", "quickActions": f"{base}/quickActions",
                      "layouts": f"{base}/describe/layouts", "sobject": base},
         }
-        merged = {k: v for k, v in obj.raw.items() if k in flags}
-        merged.update(flags)
-        return merged
+        # a payload's own flags win: the org said so (a custom setting stays one)
+        return _as_given({k: v for k, v in obj.raw.items() if k in flags}, flags, None)
 
     def describe_global(self) -> dict[str, Any]:
-        return {"encoding": "UTF-8", "maxBatchSize": 200,
-                "sobjects": [self._object_flags(o) for o in self.objects]}
+        rendered = [self._object_flags(o) for o in self.objects]
+        if self.global_raw is None:
+            return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": rendered}
+        # describeGlobal.json as given: every object the org listed, described here or not (an object
+        # the org lists but the folder lacks answers NOT_FOUND to describe, as one the user cannot see
+        # does), then objects added since; objects removed since are left out.
+        removed = self._loaded_names - {o.name for o in self.objects}
+        listed = [entry for entry in self.global_raw.get("sobjects", []) if entry.get("name") not in removed]
+        names = {entry.get("name") for entry in listed}
+        out = {k: v for k, v in self.global_raw.items()}
+        out["sobjects"] = listed + [entry for entry in rendered if entry["name"] not in names]
+        return out
 
     def describe_sobject(self, name: str) -> dict[str, Any]:
         obj = self.get_object(name)
         if obj is None:
             raise KeyError(name)
-        out = {k: v for k, v in obj.raw.items()}
-        out.update(self._object_flags(obj))
+        out = self._object_flags(obj)
+        children = self.child_relationships(obj.name)
         out.update({
-            "actionOverrides": out.get("actionOverrides", []),
-            "childRelationships": self.child_relationships(obj.name),
+            "actionOverrides": [],
+            "childRelationships": children,
             "compactLayoutable": True, "defaultImplementation": None, "extendedBy": None,
             "extendsInterfaces": None, "fields": [f.describe() for f in obj.fields],
             "implementedBy": None, "implementsInterfaces": None, "listviewable": None,
@@ -480,7 +528,18 @@ class OrgDef(_Model):
             "recordTypeInfos": obj.record_type_infos(), "searchLayoutable": True,
             "sobjectDescribeOption": "FULL", "supportedScopes": [{"label": "All records", "name": "everything"}],
         })
-        return out
+        if not obj.raw:
+            return out
+        # a payload is served as it came, with each field as given and the children it listed, plus
+        # the lookups of objects added since that it could not list
+        given = dict(obj.raw)
+        given["fields"] = out["fields"]
+        listed = list(given.get("childRelationships") or [])
+        known = {(c.get("childSObject"), c.get("field")) for c in listed}
+        given["childRelationships"] = listed + [c for c in children
+                                                if (c["childSObject"], c["field"]) not in known
+                                                and c["childSObject"] not in self._loaded_names]
+        return _as_given(given, out, None)
 
 
 def _child_relationship_name(child: ObjectDef, f: FieldDef) -> str | None:
@@ -623,7 +682,7 @@ def object_from_describe(payload: dict[str, Any], source: str = "<describe>") ->
         for rt in payload.get("recordTypeInfos") or [] if not rt.get("master")]
     names = {f["name"] for f in fields}
     try:
-        return ObjectDef.model_validate({
+        obj = ObjectDef.model_validate({
             "name": payload["name"], "label": payload.get("label"), "label_plural": payload.get("labelPlural"),
             "key_prefix": payload.get("keyPrefix") or "a00", "custom": payload.get("custom"),
             **{k: payload[k] for k in ("queryable", "replicateable", "createable", "updateable", "deletable",
@@ -633,10 +692,14 @@ def object_from_describe(payload: dict[str, Any], source: str = "<describe>") ->
             "has_created": "CreatedDate" in names, "has_owner": "OwnerId" in names,
             "currency": "CurrencyIsoCode" in names,
             "fields": fields, "record_types": record_types,
-            "raw": {k: v for k, v in payload.items() if k not in ("fields", "childRelationships")},
+            # every key in the payload's order; the fields are kept by the field models
+            "raw": {k: (None if k == "fields" else v) for k, v in payload.items()},
         })
     except (KeyError, ValidationError) as exc:
         raise OrgDefinitionError(f"{source}: not a usable sObject describe: {exc}") from exc
+    for f in obj.fields:
+        f.keep_as_loaded()
+    return obj
 
 
 def org_from_describe_folder(folder: Path) -> OrgDef:
@@ -662,6 +725,18 @@ def org_from_describe_folder(folder: Path) -> OrgDef:
     meta = folder / "org.json"
     if meta.is_file():
         org_id = json.loads(meta.read_text()).get("organizationId", org_id)
-    return OrgDef(name=folder.name, organization_id=org_id, objects=objects, generator="generic",
-                  features=Features(multi_currency=multi_currency,
-                                    territory_management=any(o.name == "Territory2" for o in objects)))
+    global_raw = None
+    global_path = folder / "describeGlobal.json"
+    if global_path.is_file():
+        try:
+            global_raw = json.loads(global_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise OrgDefinitionError(f"{global_path}: not valid JSON: {exc}") from exc
+        if not isinstance(global_raw, dict) or not isinstance(global_raw.get("sobjects"), list):
+            raise OrgDefinitionError(f"{global_path}: a describeGlobal body has a list under 'sobjects'")
+    org = OrgDef(name=folder.name, organization_id=org_id, objects=objects, generator="generic",
+                 global_raw=global_raw,
+                 features=Features(multi_currency=multi_currency,
+                                   territory_management=any(o.name == "Territory2" for o in objects)))
+    org._loaded_names = {o.name for o in objects}
+    return org

@@ -25,6 +25,7 @@ ID_TYPES = frozenset({"id", "reference"})
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent", "long"})
 COMPOUND_TYPES = frozenset({"address", "location"})
 _UNFILTERABLE = COMPOUND_TYPES | {"base64"}
+MAX_OFFSET = 2000
 _UNSORTABLE = COMPOUND_TYPES | {"base64", "multipicklist"}
 
 # The SOAP type Salesforce names in "value of filter criterion" errors.
@@ -289,6 +290,11 @@ class _Compiler:
             if q.is_count:
                 raise SoqlError("MALFORMED_QUERY", "Aggregate Queries not supported in Bulk Query")
 
+        if q.offset is not None and q.offset > MAX_OFFSET:
+            # SOQL reference, OFFSET: "Requesting an offset greater than 2,000 results in a
+            # NUMBER_OUTSIDE_VALID_RANGE error."
+            raise self._error("NUMBER_OUTSIDE_VALID_RANGE", q.offset_pos or q.sobject.pos,
+                              f"Maximum SOQL offset allowed is {MAX_OFFSET}")
         matches = _always if q.where is None else self._condition(q.where)[0]
         order_keys = [self._order_key(item) for item in q.order_by]
         return CompiledQuery(
@@ -382,7 +388,7 @@ class _Compiler:
 
     def _order_key(self, item: nodes.OrderItem) -> _OrderKey:
         resolved = self._resolve(item.field)
-        if resolved.field.type in _UNSORTABLE:
+        if resolved.field.type in _UNSORTABLE or getattr(resolved.field, "sortable", True) is False:
             raise self._error("INVALID_FIELD", item.field.pos,
                               f"field '{resolved.field.name}' can not be sorted in a query call")
         category = _category(resolved.field.type)
@@ -426,7 +432,7 @@ class _Compiler:
     def _comparison(self, cmp: nodes.Comparison) -> tuple[Predicate, tuple | None]:
         resolved = self._resolve(cmp.field)
         field = resolved.field
-        if field.type in _UNFILTERABLE:
+        if field.type in _UNFILTERABLE or getattr(field, "filterable", True) is False:
             raise self._error("INVALID_FIELD", cmp.field.pos, f"field '{field.name}' can not be filtered in query call")
         category = _category(field.type)
         op = cmp.op

@@ -1,0 +1,155 @@
+"""Rules a real org enforces that clients run into: conditional writes, the OFFSET ceiling, fields the
+describe says cannot be filtered or sorted, and describe payloads served exactly as the org gave them.
+Every test goes through simple-salesforce or raw requests over HTTPS; each cites the documented fact."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from simple_salesforce import exceptions as sfx
+
+from connector.emulator import Emulator
+from connector.emulator.values import http_date, parse_wire_datetime
+from tests.conftest import connect
+
+
+def _error(exc_info) -> dict:
+    content = exc_info.value.content
+    return content[0] if isinstance(content, list) else content
+
+
+# -- conditional writes ------------------------------------------------------------------------------
+
+def test_patch_with_a_stale_if_unmodified_since_is_refused_with_412_and_changes_nothing(emulator, sf):
+    """REST API Developer Guide, "Conditional requests": a PATCH with If-Unmodified-Since on a record
+    modified after that date returns 412 Precondition Failed."""
+    acc = sf.Account.create({"Name": "Before"})["id"]
+    read_at = parse_wire_datetime(sf.Account.get(acc)["LastModifiedDate"])
+    emulator.advance_clock(seconds=5)
+    emulator.update("Account", acc, {"Name": "Someone else's edit"})  # a user edits it after our read
+    url = f"{sf.base_url}sobjects/Account/{acc}"
+    stale = sf.session.patch(url, headers={**sf.headers, "If-Unmodified-Since": http_date(read_at)},
+                             data=json.dumps({"Name": "Ours"}), timeout=30)
+    assert stale.status_code == 412
+    assert sf.Account.get(acc)["Name"] == "Someone else's edit"
+    fresh = sf.session.patch(url, headers={**sf.headers, "If-Unmodified-Since":
+                                           http_date(parse_wire_datetime(sf.Account.get(acc)["LastModifiedDate"]))},
+                             data=json.dumps({"Name": "Ours"}), timeout=30)
+    assert fresh.status_code == 204
+    assert sf.Account.get(acc)["Name"] == "Ours"
+
+
+def test_if_unmodified_since_that_is_not_an_http_date_is_a_400(sf):
+    acc = sf.Account.create({"Name": "Dated"})["id"]
+    response = sf.session.patch(f"{sf.base_url}sobjects/Account/{acc}",
+                                headers={**sf.headers, "If-Unmodified-Since": "yesterday"},
+                                data=json.dumps({"Name": "x"}), timeout=30)
+    assert response.status_code == 400
+    assert response.json()[0]["errorCode"] == "INVALID_HEADER_TYPE"
+    assert sf.Account.get(acc)["Name"] == "Dated"
+
+
+# -- OFFSET ----------------------------------------------------------------------------------------
+
+def test_offset_above_2000_is_number_outside_valid_range(sf):
+    """SOQL and SOSL Reference, OFFSET: "The maximum offset is 2,000 rows. Requesting an offset greater
+    than 2,000 results in a NUMBER_OUTSIDE_VALID_RANGE error." """
+    assert sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 1 OFFSET 2000")["done"]
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Id FROM Account ORDER BY Id LIMIT 1 OFFSET 2001")
+    assert _error(exc)["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
+    assert "2000" in _error(exc)["message"]
+
+
+# -- filterable / sortable --------------------------------------------------------------------------
+
+def test_long_text_area_cannot_be_filtered_or_sorted_but_a_short_one_can(sf):
+    """Object reference: Account.Description (Long Text Area) is neither Filter nor Sort; BillingStreet
+    (Text Area 255) is both. The describe says the same, and the query obeys it."""
+    fields = {f["name"]: f for f in sf.Account.describe()["fields"]}
+    assert (fields["Description"]["filterable"], fields["Description"]["sortable"]) == (False, False)
+    assert (fields["BillingStreet"]["filterable"], fields["BillingStreet"]["sortable"]) == (True, True)
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Id FROM Account WHERE Description = 'x'")
+    assert _error(exc)["errorCode"] == "INVALID_FIELD"
+    assert "can not be filtered" in _error(exc)["message"]
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Id FROM Account ORDER BY Description")
+    assert "can not be sorted" in _error(exc)["message"]
+    sf.query("SELECT Id FROM Account WHERE BillingStreet != null ORDER BY BillingStreet")
+
+
+# -- describe folders served as given ---------------------------------------------------------------
+
+def _real_shaped_folder(tmp_path, sf) -> tuple[dict, dict]:
+    """The demo org's Account describe with the flags a real org has that the emulator would not guess:
+    a custom setting, a non-filterable text field, odd byteLength and permissionable values, and a
+    hundred child relationships under names a real org chose; plus a describeGlobal of 110 objects."""
+    account = copy.deepcopy(sf.Account.describe())
+    account["customSetting"] = True
+    account["mergeable"] = True
+    account["someFutureKey"] = {"kept": [1, 2, 3]}
+    for f in account["fields"]:
+        if f["name"] == "AccountNumber":
+            f.update(filterable=False, sortable=False, byteLength=123, permissionable=False, groupable=False)
+        if f["name"] == "Phone":
+            f.update(inlineHelpText="Main line", aiPredictionField=True)
+    account["childRelationships"] = [
+        {"cascadeDelete": i % 3 == 0, "childSObject": f"Child{i:03d}__c", "deprecatedAndHidden": False,
+         "field": "Account__c", "junctionIdListNames": [], "junctionReferenceTo": [],
+         "relationshipName": f"OrgChosenName{i:03d}__r", "restrictedDelete": i % 7 == 0}
+        for i in range(102)]
+    (tmp_path / "Account.json").write_text(json.dumps(account))
+    user = sf.User.describe()
+    (tmp_path / "User.json").write_text(json.dumps(user))
+    global_ = copy.deepcopy(sf.describe())
+    template = next(o for o in global_["sobjects"] if o["name"] == "Account")
+    global_["sobjects"] = [o for o in global_["sobjects"] if o["name"] in ("Account", "User")] + [
+        {**template, "name": f"Extra{i:03d}__c", "label": f"Extra {i}", "keyPrefix": f"b{i:02d}", "custom": True}
+        for i in range(108)]
+    global_["sobjects"][0] = {**global_["sobjects"][0], "customSetting": True, "mergeable": True}
+    (tmp_path / "describeGlobal.json").write_text(json.dumps(global_))
+    return account, global_
+
+
+def test_a_describe_folder_is_served_back_exactly_as_given(sf, tmp_path):
+    account, global_ = _real_shaped_folder(tmp_path, sf)
+    with Emulator(tmp_path, records=3, seed=2) as copy_org:
+        other = connect(copy_org)
+        raw = other.session.get(f"{other.base_url}sobjects/Account/describe", headers=other.headers, timeout=30)
+        served = raw.json()
+        # same keys in the same order with the same values: the JSON text is the payload's own
+        assert json.dumps(served) == json.dumps(account)
+        listed = other.session.get(f"{other.base_url}sobjects", headers=other.headers, timeout=30).json()
+        assert json.dumps(listed) == json.dumps(global_)
+        assert len(listed["sobjects"]) == 110
+
+
+def test_a_describe_folder_orgs_own_flags_govern_its_queries(sf, tmp_path):
+    _real_shaped_folder(tmp_path, sf)
+    with Emulator(tmp_path, records=3, seed=2) as copy_org:
+        other = connect(copy_org)
+        with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+            other.query("SELECT Id FROM Account WHERE AccountNumber = '1'")
+        assert "can not be filtered" in _error(exc)["message"]
+        with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+            other.query("SELECT Id FROM Account ORDER BY AccountNumber")
+        assert "can not be sorted" in _error(exc)["message"]
+        # fields the payload leaves filterable and sortable still are
+        assert other.query("SELECT Id FROM Account WHERE Name != null ORDER BY Name")["done"]
+
+
+def test_a_change_to_a_folder_org_shows_in_its_describe_and_the_rest_stays_as_given(sf, tmp_path):
+    account, _ = _real_shaped_folder(tmp_path, sf)
+    with Emulator(tmp_path, records=1, seed=2) as copy_org:
+        copy_org.change_field("Account", "AccountNumber", length=60)
+        other = connect(copy_org)
+        served = {f["name"]: f for f in other.Account.describe()["fields"]}
+        given = {f["name"]: f for f in account["fields"]}
+        # the length and what follows from it (three bytes a character) change; the org's own flags stay
+        assert (served["AccountNumber"]["length"], served["AccountNumber"]["byteLength"]) == (60, 180)
+        assert {k: v for k, v in served["AccountNumber"].items() if k not in ("length", "byteLength")} == \
+            {k: v for k, v in given["AccountNumber"].items() if k not in ("length", "byteLength")}
+        assert served["Phone"] == given["Phone"]
