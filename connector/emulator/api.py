@@ -271,6 +271,14 @@ class OrgApi:
             self._only(req, "GET")
             return self._conditional(req, self.store.metadata_modified.get(obj.name, self.store.created_at),
                                      lambda: self.org.describe_sobject(obj.name))
+        if second == "describe" and len(rest) in (3, 4) and rest[2] == "layouts":
+            self._only(req, "GET")
+            if len(rest) == 3:
+                return Response(200, self.org.describe_layouts(obj.name))
+            layout = self.org.describe_layout(obj.name, rest[3])
+            if layout is None:
+                raise ApiError(error(404, "NOT_FOUND", "The requested resource does not exist"))
+            return Response(200, layout)
         if second in ("updated", "deleted") and len(rest) == 2:
             self._only(req, "GET")
             return self.replication(req, obj.name, second)

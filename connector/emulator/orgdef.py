@@ -397,7 +397,7 @@ class OrgDef(_Model):
     """The whole org: identity, features, objects, and the records it starts with."""
 
     name: str
-    organization_id: str = "00DDm0000000001EAA"
+    organization_id: str = "00DDm0000000001MAA"
     api_version: str = "59.0"
     features: Features = Field(default_factory=Features)
     objects: list[ObjectDef]
@@ -425,6 +425,10 @@ class OrgDef(_Model):
             if obj.standard_fields:
                 _add_standard_fields(obj, self.features.multi_currency)
         self._check_references()
+        for row in self.seed.get("Organization", []):
+            if row.get("Id") != self.organization_id:
+                raise ValueError(f"the Organization row's Id {row.get('Id')!r} must be organization_id "
+                                 f"{self.organization_id!r}: they are the same org")
         return self
 
     def _reindex(self) -> None:
@@ -540,6 +544,59 @@ class OrgDef(_Model):
                                                 if (c["childSObject"], c["field"]) not in known
                                                 and c["childSObject"] not in self._loaded_names]
         return _as_given(given, out, None)
+
+
+    def describe_layouts(self, name: str) -> dict[str, Any]:
+        """`describe/layouts/`: the record type mappings, each with the picklist values its record type
+        offers. REST API, sObject Layouts: an object with more than one record type answers null for
+        `layouts` (ask `describe/layouts/{recordTypeId}`); one with none answers its one layout."""
+        obj = self.get_object(name)
+        if obj is None:
+            raise KeyError(name)
+        picklists = [{"picklistName": f.name, "picklistValues": [p.describe() for p in f.picklist if p.active]}
+                     for f in obj.fields if f.type in ("picklist", "multipicklist") and f.updateable]
+        layout_id = self._layout_id(obj)
+        mappings = []
+        for info in obj.record_type_infos():
+            mapping = {k: info[k] for k in ("active", "available", "defaultRecordTypeMapping", "developerName")}
+            mapping.update({"layoutId": layout_id, "master": info["master"], "name": info["name"],
+                            "picklistsForRecordType": picklists, "recordTypeId": info["recordTypeId"],
+                            "urls": info["urls"]})
+            mappings.append(mapping)
+        return {"layouts": None if len(obj.record_types) > 1 else [self._layout(obj)],
+                "recordTypeMappings": mappings, "recordTypeSelectorRequired": [len(obj.record_types) > 1]}
+
+    def describe_layout(self, name: str, record_type_id: str) -> dict[str, Any] | None:
+        """`describe/layouts/{recordTypeId}`: the layout of that record type, or None for an Id the
+        object does not have."""
+        obj = self.get_object(name)
+        if obj is None:
+            raise KeyError(name)
+        known = {info["recordTypeId"] for info in obj.record_type_infos()}
+        return self._layout(obj) if record_type_id in known else None
+
+    def _layout_id(self, obj: ObjectDef) -> str:
+        from connector.emulator.ids import make_id
+
+        return make_id("00h", self.objects.index(obj) + 1)
+
+    def _layout(self, obj: ObjectDef) -> dict[str, Any]:
+        # one section of the fields a user edits; the emulator keeps no page-layout design
+        items = [{"editableForNew": f.createable, "editableForUpdate": f.updateable, "label": f.label_text,
+                  "layoutComponents": [{"details": f.describe(), "displayLines": 1, "tabOrder": i + 1,
+                                        "type": "Field", "value": f.name}],
+                  "placeholder": False, "required": not f.nillable and f.createable and f.type != "boolean"}
+                 for i, f in enumerate(f for f in obj.fields if f.createable or f.updateable)]
+        rows = [{"layoutItems": items[i:i + 2], "numItems": len(items[i:i + 2])} for i in range(0, len(items), 2)]
+        section = {"collapsed": False, "columns": 2, "heading": "Information", "layoutRows": rows,
+                   "layoutSectionId": self._layout_id(obj).replace("00h", "01B", 1), "parentLayoutId":
+                   self._layout_id(obj), "rows": len(rows), "tabOrder": "TopToBottom", "useCollapsibleSection":
+                   False, "useHeading": True}
+        return {"buttonLayoutSection": {"detailButtons": []}, "detailLayoutSections": [section],
+                "editLayoutSections": [section], "feedView": None, "highlightsPanelLayoutSection": None,
+                "id": self._layout_id(obj), "multirowEditLayoutSections": [], "offlineLinks": [],
+                "quickActionList": {"quickActionListItems": []}, "relatedContent": None, "relatedLists": [],
+                "saveOptions": []}
 
 
 def _child_relationship_name(child: ObjectDef, f: FieldDef) -> str | None:
@@ -721,7 +778,7 @@ def org_from_describe_folder(folder: Path) -> OrgDef:
         corporate = next((p.value for p in values if p.default), values[0].value)
         multi_currency = MultiCurrency(currencies=[CurrencyDef(iso_code=p.value, corporate=p.value == corporate)
                                                    for p in values])
-    org_id = "00DDm0000000001EAA"
+    org_id = "00DDm0000000001MAA"
     meta = folder / "org.json"
     if meta.is_file():
         org_id = json.loads(meta.read_text()).get("organizationId", org_id)

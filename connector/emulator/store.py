@@ -606,7 +606,7 @@ class Store:
                                              coerce(fdef.type, value, field=fdef.name, label=fdef.label_text,
                                                     length=fdef.length, precision=fdef.precision,
                                                     scale=fdef.scale))
-                    record["Id"] = self.new_id(obj.name)
+                    record["Id"] = record.get("Id") or self.new_id(obj.name)  # the Organization row's is fixed
                     if ref:
                         self._refs[ref] = record["Id"]
                     if obj.name == "User" and self.current_user_id is None:

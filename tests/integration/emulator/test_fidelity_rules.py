@@ -153,3 +153,51 @@ def test_a_change_to_a_folder_org_shows_in_its_describe_and_the_rest_stays_as_gi
         assert {k: v for k, v in served["AccountNumber"].items() if k not in ("length", "byteLength")} == \
             {k: v for k, v in given["AccountNumber"].items() if k not in ("length", "byteLength")}
         assert served["Phone"] == given["Phone"]
+
+
+# -- the Organization object -------------------------------------------------------------------------
+
+def test_is_sandbox_reads_the_organization_row(emulator, sf):
+    """Object reference, Organization: one row, its Id the org's Id; simple-salesforce's is_sandbox()
+    queries IsSandbox from it. It cannot be created or deleted through the API."""
+    assert sf.is_sandbox() is False
+    (row,) = sf.query("SELECT Id, Name, OrganizationType, InstanceName FROM Organization")["records"]
+    assert row["Id"] == emulator.org.organization_id
+    assert row["Id"][:15] == sf.session_id.split("!")[0]  # the token names the same org
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.Organization.create({"Name": "Second org"})
+    assert _error(exc)["errorCode"] == "INVALID_TYPE"
+
+
+# -- describe/layouts --------------------------------------------------------------------------------
+
+def test_describe_layouts_answers_the_urls_describe_advertises(sf):
+    """REST API, sObject Layouts: describe/layouts/ lists the record type mappings (with each record
+    type's picklist values); an object with several record types answers null for `layouts` and gives
+    each layout at describe/layouts/{recordTypeId}, the URL recordTypeInfos advertise."""
+    describe = sf.Opportunity.describe()
+    everything = sf.session.get(f"{sf.base_url}sobjects/Opportunity/describe/layouts/", headers=sf.headers,
+                                timeout=30).json()
+    assert everything["layouts"] is None
+    assert everything["recordTypeSelectorRequired"] == [True]
+    mappings = {m["developerName"]: m for m in everything["recordTypeMappings"]}
+    assert set(mappings) == {rt["developerName"] for rt in describe["recordTypeInfos"]}
+    stages = {p["picklistName"]: p for p in mappings["Co_Sell"]["picklistsForRecordType"]}["StageName"]
+    described = next(f for f in describe["fields"] if f["name"] == "StageName")
+    assert [v["value"] for v in stages["picklistValues"]] == [v["value"] for v in described["picklistValues"]]
+    for info in describe["recordTypeInfos"]:
+        layout = sf.Opportunity.describe_layout(info["recordTypeId"])
+        assert layout["id"] == mappings[info["developerName"]]["layoutId"]
+        edit_fields = {c["value"] for s in layout["editLayoutSections"] for r in s["layoutRows"]
+                       for i in r["layoutItems"] for c in i["layoutComponents"]}
+        assert {"Amount", "StageName", "CloseDate"} <= edit_fields
+    missing = sf.session.get(f"{sf.base_url}sobjects/Opportunity/describe/layouts/012000000000099AAA",
+                             headers=sf.headers, timeout=30)
+    assert missing.status_code == 404
+
+
+def test_an_object_without_record_types_answers_its_one_layout(sf):
+    layouts = sf.session.get(f"{sf.base_url}sobjects/Deal_Registration__c/describe/layouts/", headers=sf.headers,
+                             timeout=30).json()
+    assert len(layouts["layouts"]) == 1 and layouts["recordTypeSelectorRequired"] == [False]
+    assert [m["master"] for m in layouts["recordTypeMappings"]] == [True]
