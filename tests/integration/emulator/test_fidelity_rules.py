@@ -201,3 +201,25 @@ def test_an_object_without_record_types_answers_its_one_layout(sf):
                              timeout=30).json()
     assert len(layouts["layouts"]) == 1 and layouts["recordTypeSelectorRequired"] == [False]
     assert [m["master"] for m in layouts["recordTypeMappings"]] == [True]
+
+
+# -- numbers ------------------------------------------------------------------------------------------
+
+def test_numbers_beyond_a_fields_digits_are_refused_and_extra_decimals_round_half_up(sf):
+    """API StatusCode NUMBER_OUTSIDE_VALID_RANGE: "The number specified is outside the valid range for
+    the field" (NumberOfEmployees holds 8 digits, Amount 16 before the point); a value with more decimals
+    than the field's scale is rounded half up (Amount, scale 2: 0.125 -> 0.13, 0.135 -> 0.14)."""
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.Account.create({"Name": "Too many people", "NumberOfEmployees": 100_000_000})
+    assert _error(exc)["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
+    assert _error(exc)["fields"] == ["NumberOfEmployees"]
+    ok = sf.Account.create({"Name": "Just enough", "NumberOfEmployees": 99_999_999})["id"]
+    assert sf.Account.get(ok)["NumberOfEmployees"] == 99_999_999
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.Opportunity.create({"Name": "Huge", "StageName": "Prospecting", "CloseDate": "2026-12-31",
+                               "Amount": 10_000_000_000_000_000})
+    assert _error(exc)["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
+    for sent, kept in ((0.125, 0.13), (0.135, 0.14), (2.675, 2.68), (-0.125, -0.13)):
+        opp = sf.Opportunity.create({"Name": f"Round {sent}", "StageName": "Prospecting",
+                                     "CloseDate": "2026-12-31", "Amount": sent})["id"]
+        assert sf.Opportunity.get(opp)["Amount"] == kept, sent
