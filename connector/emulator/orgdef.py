@@ -39,6 +39,8 @@ ADDRESS_COMPONENTS = {"Street": "street", "City": "city", "State": "state", "Pos
                       "GeocodeAccuracy": "geocodeAccuracy"}
 UNFILTERABLE_TYPES = frozenset({"address", "location", "base64"})
 UNSORTABLE_TYPES = frozenset({"address", "location", "multipicklist", "base64"})
+UNGROUPABLE_TYPES = frozenset({"double", "currency", "percent", "textarea", "address", "location", "datetime",
+                               "multipicklist", "base64"})
 LONG_TEXT = 255  # a textarea longer than this is a long text area: never filtered or sorted
 MASTER_RECORD_TYPE_ID = "012000000000000AAA"
 AUDIT_FIELDS = ("CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp")
@@ -163,6 +165,11 @@ class FieldDef(_Model):
         return bool(self.raw.get("sortable", self.type not in UNSORTABLE_TYPES and not self._long_text))
 
     @property
+    def groupable(self) -> bool:
+        """Whether GROUP BY may use it: as a describe payload says, else by type."""
+        return bool(self.raw.get("groupable", self.type not in UNGROUPABLE_TYPES))
+
+    @property
     def _long_text(self) -> bool:
         return self.type == "textarea" and self.length > LONG_TEXT
 
@@ -197,8 +204,7 @@ class FieldDef(_Model):
             "externalId": self.external_id, "extraTypeInfo": self.extra_type_info,
             "filterable": self.filterable,
             "filteredLookupInfo": None, "formulaTreatNullNumberAsZero": False,
-            "groupable": t not in ("double", "currency", "percent", "textarea", "address", "location",
-                                    "datetime", "multipicklist", "base64"),
+            "groupable": self.groupable,
             "highScaleNumber": False, "htmlFormatted": False, "idLookup": self.id_lookup,
             "inlineHelpText": None, "label": self.label_text,
             "length": self.length if t in TEXT_TYPES or t in ("id", "reference") else 0,

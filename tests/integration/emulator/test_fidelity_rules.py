@@ -223,3 +223,41 @@ def test_numbers_beyond_a_fields_digits_are_refused_and_extra_decimals_round_hal
         opp = sf.Opportunity.create({"Name": f"Round {sent}", "StageName": "Prospecting",
                                      "CloseDate": "2026-12-31", "Amount": sent})["id"]
         assert sf.Opportunity.get(opp)["Amount"] == kept, sent
+
+
+# -- aggregate queries --------------------------------------------------------------------------------
+
+def test_aggregate_functions_and_group_by_answer_aggregate_results(emulator, sf):
+    """SOQL and SOSL Reference, Aggregate Functions and GROUP BY: rows of type AggregateResult, an
+    unaliased function named expr0, expr1...; COUNT() alone answers totalSize with no records."""
+    opportunities = sf.query_all("SELECT StageName, Amount FROM Opportunity")["records"]
+    counted = sf.query("SELECT COUNT(Id), COUNT_DISTINCT(StageName) stages FROM Opportunity")
+    assert counted["totalSize"] == 1
+    (row,) = counted["records"]
+    assert row["attributes"] == {"type": "AggregateResult"}
+    assert (row["expr0"], row["stages"]) == (len(opportunities), len({o["StageName"] for o in opportunities}))
+    assert sf.query("SELECT COUNT() FROM Opportunity")["records"] == []
+    grouped = sf.query("SELECT StageName, COUNT(Id) n, SUM(Amount) total, MIN(Amount), MAX(Amount) "
+                       "FROM Opportunity GROUP BY StageName ORDER BY StageName")["records"]
+    assert [r["StageName"] for r in grouped] == sorted({o["StageName"] for o in opportunities}, key=str.lower)
+    for r in grouped:
+        amounts = [o["Amount"] for o in opportunities if o["StageName"] == r["StageName"] and o["Amount"] is not None]
+        assert r["n"] == sum(o["StageName"] == r["StageName"] for o in opportunities)
+        assert r["total"] == pytest.approx(sum(amounts)) if amounts else r["total"] is None
+        assert (r["expr0"], r["expr1"]) == ((min(amounts), max(amounts)) if amounts else (None, None))
+    limited = sf.query("SELECT StageName, COUNT(Id) FROM Opportunity GROUP BY StageName ORDER BY StageName LIMIT 2")
+    assert [r["StageName"] for r in limited["records"]] == [r["StageName"] for r in grouped[:2]]
+    nothing = sf.query("SELECT SUM(Amount) FROM Opportunity WHERE Name = 'no such deal'")["records"]
+    assert nothing[0]["expr0"] is None
+
+
+def test_aggregate_queries_refuse_what_salesforce_refuses(sf):
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Name, COUNT(Id) FROM Opportunity GROUP BY StageName")
+    assert _error(exc)["errorCode"] == "MALFORMED_QUERY"
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.query("SELECT Amount FROM Opportunity GROUP BY Amount")  # currency is not groupable
+    assert "can not be grouped" in _error(exc)["message"]
+    with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
+        sf.query("SELECT SUM(Name) FROM Opportunity")
+    assert "does not support aggregate operator SUM" in _error(exc)["message"]
