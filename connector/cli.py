@@ -431,6 +431,7 @@ def schema_package(
     from connector.emulator.orgdef import OrgDefinitionError, load_org
     from connector.mapping import MappingError, load_mapping
     from connector.sfdx import Certificate, PackageError, render_package, write_package
+    from pydantic import ValidationError
 
     try:
         if mapping is None:
@@ -439,6 +440,8 @@ def schema_package(
             mapping = Settings().mapping
         cert = Certificate.from_pem(certificate) if certificate else None
         files = render_package(load_org(org), load_mapping(mapping), certificate=cert, contact_email=contact_email)
+    except ValidationError as exc:
+        _fail(ValueError(f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"))
     except (OrgDefinitionError, MappingError, PackageError, OSError) as exc:
         _fail(exc)
     write_package(folder, files)
