@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from connector.emulator.orgdef import FieldDef, ObjectDef, OrgDef
+from connector.emulator.orgdef import FieldDef, ObjectDef, OrgDef, RecordTypeDef, ValidationRule
 from connector.mapping import Mapping
 
 __all__ = ["Certificate", "PackageError", "PERMISSION_SET", "CONNECTED_APP", "render_package", "write_package"]
@@ -182,7 +182,7 @@ def _has_master(obj: ObjectDef) -> bool:
     return any(f.master_detail for f in obj.fields)
 
 
-def _validation_rule(obj: ObjectDef, rule) -> str:
+def _validation_rule(obj: ObjectDef, rule: ValidationRule) -> str:
     if not rule.formula:
         raise PackageError(f"{obj.name} validation rule {rule.name}: no formula; give `formula:` (the rule in "
                            "Salesforce's formula language) next to its `condition:`")
@@ -198,7 +198,8 @@ def _validation_rule(obj: ObjectDef, rule) -> str:
 
 def _business_process(obj: ObjectDef, name: str) -> str:
     stage = obj.field("StageName")
-    assert stage is not None
+    if stage is None:
+        raise PackageError(f"{obj.name}: a sales process lists the stages, and the object has no StageName")
     root = _root("BusinessProcess")
     _sub(root, "fullName", name)
     _sub(root, "isActive", True)
@@ -209,7 +210,7 @@ def _business_process(obj: ObjectDef, name: str) -> str:
     return _document(root)
 
 
-def _record_type(obj: ObjectDef, rt) -> str:
+def _record_type(obj: ObjectDef, rt: RecordTypeDef) -> str:
     root = _root("RecordType")
     _sub(root, "fullName", rt.developer_name)
     _sub(root, "active", rt.active)
