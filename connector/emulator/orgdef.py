@@ -612,7 +612,9 @@ def _child_relationship_name(child: ObjectDef, f: FieldDef) -> str | None:
         return f.child_relationship + ("__r" if f.custom else "")
     if child.custom:
         return child.name.removesuffix("__c") + "s__r"
-    return child.name + "s"
+    plural = child.name[:-1] + "ies" if child.name.endswith("y") else child.name + "s"
+    # a standard object's lookup to its own kind lists children: Account.ParentId -> ChildAccounts
+    return ("Child" + plural) if child.name in f.reference_to else plural
 
 
 def _add_standard_fields(obj: ObjectDef, currency: MultiCurrency | None) -> None:

@@ -261,3 +261,15 @@ def test_aggregate_queries_refuse_what_salesforce_refuses(sf):
     with pytest.raises(sfx.SalesforceMalformedRequest) as exc:
         sf.query("SELECT SUM(Name) FROM Opportunity")
     assert "does not support aggregate operator SUM" in _error(exc)["message"]
+
+
+def test_child_relationships_carry_the_names_an_org_gives_them(sf):
+    """Account's describe in a real org lists Opportunities (Opportunity.AccountId) and ChildAccounts
+    (Account.ParentId); two custom lookups to one parent need two names, as the package declares them."""
+    children = {(c["childSObject"], c["field"]): c["relationshipName"]
+                for c in sf.Account.describe()["childRelationships"]}
+    assert children[("Opportunity", "AccountId")] == "Opportunities"
+    assert children[("Account", "ParentId")] == "ChildAccounts"
+    assert children[("Deal_Registration__c", "Partner_Account__c")] == "Deal_Registrations__r"
+    assert children[("Deal_Registration__c", "End_Customer_Account__c")] == "End_Customer_Deal_Registrations__r"
+    assert len(set(children.values())) == len(children)
