@@ -445,6 +445,41 @@ def schema_snapshot(folder: Path = typer.Argument(..., help="Folder to write <Ap
     typer.echo(f"wrote {len(written)} describe payloads to {folder}")
 
 
+@schema_app.command("package")
+def schema_package(
+    folder: Path = typer.Argument(Path("salesforce"), help="Folder to write the Salesforce DX project to."),
+    org: str = typer.Option("cosell_demo", help="The org definition the objects come from: a shipped org "
+                                                "name or an org YAML file."),
+    mapping: Optional[Path] = typer.Option(None, help="Mapping file (default: the configured one, else the "
+                                                      "shipped one); the package holds what it syncs."),
+    certificate: Optional[Path] = typer.Option(None, help="PEM certificate of the connector's JWT key: adds "
+                                                          "the connected app to the package."),
+    contact_email: Optional[str] = typer.Option(None, help="The connected app's contact email (with "
+                                                           "--certificate)."),
+) -> None:
+    """Write the deployable metadata package (objects, fields, validation rules, permission set and
+    optionally the connected app) for `sf project deploy start`."""
+    from connector.emulator.orgdef import OrgDefinitionError, load_org
+    from connector.mapping import MappingError, load_mapping
+    from connector.sfdx import Certificate, PackageError, render_package, write_package
+    from pydantic import ValidationError
+
+    try:
+        if mapping is None:
+            from connector.config import Settings
+
+            mapping = Settings().mapping
+        cert = Certificate.from_pem(certificate) if certificate else None
+        files = render_package(load_org(org), load_mapping(mapping), certificate=cert, contact_email=contact_email)
+    except ValidationError as exc:
+        _fail(ValueError(f"invalid settings: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}"))
+    except (OrgDefinitionError, MappingError, PackageError, OSError) as exc:
+        _fail(exc)
+    write_package(folder, files)
+    typer.echo(f"wrote {len(files)} files to {folder}; deploy from there with: "
+               "sf project deploy start --source-dir force-app --target-org <alias>")
+
+
 @mapping_app.command("schema")
 def mapping_schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file.")) -> None:
     """Print the JSON Schema of the mapping file format (for editors)."""

@@ -271,6 +271,14 @@ class OrgApi:
             self._only(req, "GET")
             return self._conditional(req, self.store.metadata_modified.get(obj.name, self.store.created_at),
                                      lambda: self.org.describe_sobject(obj.name))
+        if second == "describe" and len(rest) in (3, 4) and rest[2] == "layouts":
+            self._only(req, "GET")
+            if len(rest) == 3:
+                return Response(200, self.org.describe_layouts(obj.name))
+            layout = self.org.describe_layout(obj.name, rest[3])
+            if layout is None:
+                raise ApiError(error(404, "NOT_FOUND", "The requested resource does not exist"))
+            return Response(200, layout)
         if second in ("updated", "deleted") and len(rest) == 2:
             self._only(req, "GET")
             return self.replication(req, obj.name, second)
@@ -315,13 +323,30 @@ class OrgApi:
             body = req.json()
             if not isinstance(body, dict):
                 raise ApiError(error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object"))
-            self.store.update(object_name, record_id, body)
+            with self.store.lock:  # the check and the write are one step, as a conditional write must be
+                self._check_unmodified_since(req, object_name, record_id)
+                self.store.update(object_name, record_id, body)
             return Response(204)
         if req.method == "DELETE":
             self.store.delete(object_name, record_id)
             return Response(204)
         self._only(req, "GET", "PATCH", "DELETE")
         raise AssertionError("unreachable")
+
+    def _check_unmodified_since(self, req: Request, object_name: str, record_id: str) -> None:
+        """REST API "Conditional requests": a PATCH with If-Unmodified-Since on a record modified after
+        that date is refused with 412 Precondition Failed, and the record is left as it was."""
+        since = req.headers.get("if-unmodified-since")
+        if since is None:
+            return
+        when = parse_http_date(since)
+        if when is None:
+            raise ApiError(error(400, "INVALID_HEADER_TYPE", f"Invalid value for If-Unmodified-Since header: {since}"))
+        record = self._record_or_error(object_name, record_id)
+        modified = record.get("LastModifiedDate") or record.get("SystemModstamp")
+        if modified and parse_wire_datetime(modified) > when:
+            raise ApiError(error(412, "PRECONDITION_FAILED",
+                                 f"The requested resource has been modified since {since}"))
 
     def _record_or_error(self, object_name: str, record_id: str) -> dict[str, Any]:
         if not ids.is_valid(record_id):

@@ -30,6 +30,7 @@ class DataStore(Protocol):
     """The part of the emulator's record store that generators may use."""
 
     org: OrgDef
+    current_user_id: str | None  # whom the org acts as: the API user, creator of what it saves
 
     def now_wire(self) -> str: ...
     def now(self) -> datetime: ...
@@ -961,16 +962,28 @@ class _Generic:
         self.rng = _Draw(seed)
         now = store.now().astimezone(timezone.utc)
         self.now_ts = int(now.timestamp())
+        self._first_user: str | None = None
 
     def run(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for obj in _creation_order([o for o in self.org.objects if _generatable(o)]):
+        objects = _creation_order([o for o in self.org.objects if _generatable(o)])
+        # Users first: every other record has an owner and a creator, and the org acts as one of them.
+        objects.sort(key=lambda o: o.name != "User")
+        for obj in objects:
             makers = self._makers(obj)
             if makers is None:
                 counts[obj.name] = 0
                 continue
             counts[obj.name] = self.store.bulk_load(obj.name, self._records(obj, makers))
+            if obj.name == "User":
+                self._act_as_a_generated_user()
         return counts
+
+    def _act_as_a_generated_user(self) -> None:
+        """A folder org has no seeded users: the first generated one becomes the org's current user (the
+        API user), so audit fields and default owners are set from here on as in a real org."""
+        if self.store.current_user_id is None and self._first_user is not None:
+            self.store.current_user_id = self._first_user
 
     def _records(self, obj: ObjectDef, makers: list[tuple[str, bool, Callable[[int], Any]]]
                  ) -> Iterator[dict[str, Any]]:
@@ -984,8 +997,20 @@ class _Generic:
                     value = make(i)
                     if value is not None:
                         record[name] = value
+            if obj.name == "User" and self.store.current_user_id is None:
+                self._creates_the_users(obj, record)
             self._recent.append(record["Id"])
             yield record
+
+    def _creates_the_users(self, obj: ObjectDef, record: dict[str, Any]) -> None:
+        # the first user, active as an API user is, created the others (and itself)
+        if self._first_user is None:
+            self._first_user = record["Id"]
+            if obj.field("IsActive") is not None:
+                record["IsActive"] = True
+        for audit in ("CreatedById", "LastModifiedById"):
+            if obj.field(audit) is not None:
+                record[audit] = self._first_user
 
     # -- one value maker per field ----------------------------------------------------------------
     def _makers(self, obj: ObjectDef) -> list[tuple[str, bool, Callable[[int], Any]]] | None:
@@ -995,7 +1020,9 @@ class _Generic:
             if (not f.createable or f.calculated or f.auto_number or f.type in ("id", "address", "location")
                     or f.raw.get("deprecatedAndHidden")):
                 continue
-            required = _required(f)
+            # a lookup the org never leaves empty (an owner, a required parent) is always filled,
+            # even where the org would default it
+            required = _required(f) or (f.type == "reference" and not f.nillable)
             make = self._maker(obj, f, required)
             if make is None:
                 if required:

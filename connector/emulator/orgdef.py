@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 FieldType = Literal[
     "id", "reference", "string", "textarea", "picklist", "multipicklist", "combobox",
@@ -37,6 +37,11 @@ NUMBER_TYPES = frozenset({"int", "double", "currency", "percent", "long"})
 ADDRESS_COMPONENTS = {"Street": "street", "City": "city", "State": "state", "PostalCode": "postalCode",
                       "Country": "country", "Latitude": "latitude", "Longitude": "longitude",
                       "GeocodeAccuracy": "geocodeAccuracy"}
+UNFILTERABLE_TYPES = frozenset({"address", "location", "base64"})
+UNSORTABLE_TYPES = frozenset({"address", "location", "multipicklist", "base64"})
+UNGROUPABLE_TYPES = frozenset({"double", "currency", "percent", "textarea", "address", "location", "datetime",
+                               "multipicklist", "base64"})
+LONG_TEXT = 255  # a textarea longer than this is a long text area: never filtered or sorted
 MASTER_RECORD_TYPE_ID = "012000000000000AAA"
 AUDIT_FIELDS = ("CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp")
 
@@ -91,14 +96,22 @@ class FieldDef(_Model):
     auto_number: bool = False
     reference_to: list[str] = Field(default_factory=list)
     relationship_name: str | None = None
+    # The parent's name for this lookup's children (metadata's relationshipName, without __r); when
+    # absent it is derived from the child object's name, which clashes when two lookups of one object
+    # point at the same parent, as a real org refuses.
+    child_relationship: str | None = None
     master_detail: bool = False
     compound_field_name: str | None = None
     extra_type_info: str | None = None
     picklist: list[PicklistValue] = Field(default_factory=list, alias="values")
     restricted: bool = False
     default_value: Any = None
-    # Keys of a real describe that the model does not know, kept so a snapshot is served as it came.
+    # Whether field-level security applies (a permission set may list it); derived when not given.
+    permissionable: bool | None = None
+    # A real describe's field as it came, served as given: the model's values replace it only where
+    # they changed since it was loaded (an admin's change_field), or where the payload lacks a key.
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    _as_loaded: dict[str, Any] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _derive(self) -> FieldDef:
@@ -134,11 +147,47 @@ class FieldDef(_Model):
     def label_text(self) -> str:
         return self.label or self.name.removesuffix("__c").replace("_", " ")
 
+    @property
+    def is_permissionable(self) -> bool:
+        if self.permissionable is not None:
+            return self.permissionable
+        # a checkbox is never null yet its access is set per field; other required fields are not
+        return (self.nillable or (bool(self.custom) and self.type == "boolean")) and not self.calculated \
+            and self.type != "id"
+
+    @property
+    def filterable(self) -> bool:
+        """Whether WHERE may use it: as a describe payload says, else as Salesforce decides by type."""
+        return bool(self.raw.get("filterable", self.type not in UNFILTERABLE_TYPES and not self._long_text))
+
+    @property
+    def sortable(self) -> bool:
+        return bool(self.raw.get("sortable", self.type not in UNSORTABLE_TYPES and not self._long_text))
+
+    @property
+    def groupable(self) -> bool:
+        """Whether GROUP BY may use it: as a describe payload says, else by type."""
+        return bool(self.raw.get("groupable", self.type not in UNGROUPABLE_TYPES))
+
+    @property
+    def _long_text(self) -> bool:
+        return self.type == "textarea" and self.length > LONG_TEXT
+
     def active_values(self) -> list[str]:
         return [p.value for p in self.picklist if p.active]
 
     def describe(self) -> dict[str, Any]:
         """The field as `fields[]` of a real sObject describe (all 55 keys of v59)."""
+        out = self._rendered()
+        if not self.raw:
+            return out
+        return _as_given(self.raw, out, self._as_loaded)
+
+    def keep_as_loaded(self) -> None:
+        """Remember the rendering of a field just loaded from a describe payload, so later changes show."""
+        self._as_loaded = self._rendered()
+
+    def _rendered(self) -> dict[str, Any]:
         t = self.type
         byte_length = self.length * 3 if t in TEXT_TYPES or t in ("id", "reference") else 0
         out: dict[str, Any] = {
@@ -153,16 +202,17 @@ class FieldDef(_Model):
             "deprecatedAndHidden": False, "digits": self.digits if t == "int" else 0,
             "displayLocationInDecimal": False, "encrypted": t == "encryptedstring",
             "externalId": self.external_id, "extraTypeInfo": self.extra_type_info,
-            "filterable": t not in ("textarea", "address", "location", "base64"),
+            "filterable": self.filterable,
             "filteredLookupInfo": None, "formulaTreatNullNumberAsZero": False,
-            "groupable": t not in ("double", "currency", "percent", "textarea", "address", "location",
-                                    "datetime", "multipicklist", "base64"),
+            "groupable": self.groupable,
             "highScaleNumber": False, "htmlFormatted": False, "idLookup": self.id_lookup,
             "inlineHelpText": None, "label": self.label_text,
             "length": self.length if t in TEXT_TYPES or t in ("id", "reference") else 0,
             "mask": None, "maskType": None, "name": self.name, "nameField": self.name_field,
             "namePointing": t == "reference" and len(self.reference_to) > 1,
-            "nillable": self.nillable, "permissionable": self.nillable and not self.calculated and t != "id",
+            "nillable": self.nillable,
+            # a checkbox is never null yet its access is set per field; other required fields are not
+            "permissionable": self.is_permissionable,
             "picklistValues": [p.describe() for p in self.picklist],
             "polymorphicForeignKey": t == "reference" and len(self.reference_to) > 1,
             "precision": self.precision if t in ("double", "currency", "percent") else 0,
@@ -172,15 +222,22 @@ class FieldDef(_Model):
             "restrictedDelete": False, "restrictedPicklist": self.restricted,
             "scale": self.scale if t in ("double", "currency", "percent") else 0,
             "searchPrefilterable": False, "soapType": SOAP_TYPES[t],
-            "sortable": t not in ("textarea", "address", "location", "multipicklist", "base64"),
+            "sortable": self.sortable,
             "type": t, "unique": self.unique, "updateable": self.updateable,
             "writeRequiresMasterRead": self.master_detail,
         }
         if self.master_detail:
             out["cascadeDelete"] = True
-        merged = dict(self.raw)
-        merged.update(out)
-        return merged
+        return out
+
+
+def _as_given(raw: dict[str, Any], rendered: dict[str, Any], as_loaded: dict[str, Any] | None) -> dict[str, Any]:
+    """`raw` in its own key order, with a rendered value only where it changed since loading, then the
+    rendered keys the payload did not have."""
+    out = {k: (rendered[k] if as_loaded is not None and k in rendered and rendered[k] != as_loaded.get(k) else v)
+           for k, v in raw.items()}
+    out.update({k: v for k, v in rendered.items() if k not in raw})
+    return out
 
 
 class RecordTypeDef(_Model):
@@ -192,10 +249,12 @@ class RecordTypeDef(_Model):
 
 
 class ValidationRule(_Model):
-    """An error when `condition` (a SOQL WHERE expression on the record) is true."""
+    """An error when `condition` (a SOQL WHERE expression on the record) is true. `formula` is the
+    same rule in Salesforce's formula language, as the metadata package deploys it to a real org."""
 
     name: str
     condition: str
+    formula: str | None = None
     message: str
     field: str | None = None
     active: bool = True
@@ -344,7 +403,7 @@ class OrgDef(_Model):
     """The whole org: identity, features, objects, and the records it starts with."""
 
     name: str
-    organization_id: str = "00DDm0000000001EAA"
+    organization_id: str = "00DDm0000000001MAA"
     api_version: str = "59.0"
     features: Features = Field(default_factory=Features)
     objects: list[ObjectDef]
@@ -353,6 +412,10 @@ class OrgDef(_Model):
     seed: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     # Name of a data generator ("cosell_demo", or "generic" for orgs built from describe payloads).
     generator: str = "generic"
+    # describeGlobal.json of a describe folder, served as given
+    global_raw: dict[str, Any] | None = Field(None, exclude=True)
+    # the objects a describe folder held when loaded
+    _loaded_names: set[str] = PrivateAttr(default_factory=set)
 
     @field_validator("objects", mode="before")
     @classmethod
@@ -368,6 +431,10 @@ class OrgDef(_Model):
             if obj.standard_fields:
                 _add_standard_fields(obj, self.features.multi_currency)
         self._check_references()
+        for row in self.seed.get("Organization", []):
+            if row.get("Id") != self.organization_id:
+                raise ValueError(f"the Organization row's Id {row.get('Id')!r} must be organization_id "
+                                 f"{self.organization_id!r}: they are the same org")
         return self
 
     def _reindex(self) -> None:
@@ -438,23 +505,32 @@ class OrgDef(_Model):
                      "describe": f"{base}/describe", "quickActions": f"{base}/quickActions",
                      "layouts": f"{base}/describe/layouts", "sobject": base},
         }
-        merged = {k: v for k, v in obj.raw.items() if k in flags}
-        merged.update(flags)
-        return merged
+        # a payload's own flags win: the org said so (a custom setting stays one)
+        return _as_given({k: v for k, v in obj.raw.items() if k in flags}, flags, None)
 
     def describe_global(self) -> dict[str, Any]:
-        return {"encoding": "UTF-8", "maxBatchSize": 200,
-                "sobjects": [self._object_flags(o) for o in self.objects]}
+        rendered = [self._object_flags(o) for o in self.objects]
+        if self.global_raw is None:
+            return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": rendered}
+        # describeGlobal.json as given: every object the org listed, described here or not (an object
+        # the org lists but the folder lacks answers NOT_FOUND to describe, as one the user cannot see
+        # does), then objects added since; objects removed since are left out.
+        removed = self._loaded_names - {o.name for o in self.objects}
+        listed = [entry for entry in self.global_raw.get("sobjects", []) if entry.get("name") not in removed]
+        names = {entry.get("name") for entry in listed}
+        out = {k: v for k, v in self.global_raw.items()}
+        out["sobjects"] = listed + [entry for entry in rendered if entry["name"] not in names]
+        return out
 
     def describe_sobject(self, name: str) -> dict[str, Any]:
         obj = self.get_object(name)
         if obj is None:
             raise KeyError(name)
-        out = {k: v for k, v in obj.raw.items()}
-        out.update(self._object_flags(obj))
+        out = self._object_flags(obj)
+        children = self.child_relationships(obj.name)
         out.update({
-            "actionOverrides": out.get("actionOverrides", []),
-            "childRelationships": self.child_relationships(obj.name),
+            "actionOverrides": [],
+            "childRelationships": children,
             "compactLayoutable": True, "defaultImplementation": None, "extendedBy": None,
             "extendsInterfaces": None, "fields": [f.describe() for f in obj.fields],
             "implementedBy": None, "implementsInterfaces": None, "listviewable": None,
@@ -462,15 +538,83 @@ class OrgDef(_Model):
             "recordTypeInfos": obj.record_type_infos(), "searchLayoutable": True,
             "sobjectDescribeOption": "FULL", "supportedScopes": [{"label": "All records", "name": "everything"}],
         })
-        return out
+        if not obj.raw:
+            return out
+        # a payload is served as it came, with each field as given and the children it listed, plus
+        # the lookups of objects added since that it could not list
+        given = dict(obj.raw)
+        given["fields"] = out["fields"]
+        listed = list(given.get("childRelationships") or [])
+        known = {(c.get("childSObject"), c.get("field")) for c in listed}
+        given["childRelationships"] = listed + [c for c in children
+                                                if (c["childSObject"], c["field"]) not in known
+                                                and c["childSObject"] not in self._loaded_names]
+        return _as_given(given, out, None)
+
+
+    def describe_layouts(self, name: str) -> dict[str, Any]:
+        """`describe/layouts/`: the record type mappings, each with the picklist values its record type
+        offers. REST API, sObject Layouts: an object with more than one record type answers null for
+        `layouts` (ask `describe/layouts/{recordTypeId}`); one with none answers its one layout."""
+        obj = self.get_object(name)
+        if obj is None:
+            raise KeyError(name)
+        picklists = [{"picklistName": f.name, "picklistValues": [p.describe() for p in f.picklist if p.active]}
+                     for f in obj.fields if f.type in ("picklist", "multipicklist") and f.updateable]
+        layout_id = self._layout_id(obj)
+        mappings = []
+        for info in obj.record_type_infos():
+            mapping = {k: info[k] for k in ("active", "available", "defaultRecordTypeMapping", "developerName")}
+            mapping.update({"layoutId": layout_id, "master": info["master"], "name": info["name"],
+                            "picklistsForRecordType": picklists, "recordTypeId": info["recordTypeId"],
+                            "urls": info["urls"]})
+            mappings.append(mapping)
+        return {"layouts": None if len(obj.record_types) > 1 else [self._layout(obj)],
+                "recordTypeMappings": mappings, "recordTypeSelectorRequired": [len(obj.record_types) > 1]}
+
+    def describe_layout(self, name: str, record_type_id: str) -> dict[str, Any] | None:
+        """`describe/layouts/{recordTypeId}`: the layout of that record type, or None for an Id the
+        object does not have."""
+        obj = self.get_object(name)
+        if obj is None:
+            raise KeyError(name)
+        known = {info["recordTypeId"] for info in obj.record_type_infos()}
+        return self._layout(obj) if record_type_id in known else None
+
+    def _layout_id(self, obj: ObjectDef) -> str:
+        from connector.emulator.ids import make_id
+
+        return make_id("00h", self.objects.index(obj) + 1)
+
+    def _layout(self, obj: ObjectDef) -> dict[str, Any]:
+        # one section of the fields a user edits; the emulator keeps no page-layout design
+        items = [{"editableForNew": f.createable, "editableForUpdate": f.updateable, "label": f.label_text,
+                  "layoutComponents": [{"details": f.describe(), "displayLines": 1, "tabOrder": i + 1,
+                                        "type": "Field", "value": f.name}],
+                  "placeholder": False, "required": not f.nillable and f.createable and f.type != "boolean"}
+                 for i, f in enumerate(f for f in obj.fields if f.createable or f.updateable)]
+        rows = [{"layoutItems": items[i:i + 2], "numItems": len(items[i:i + 2])} for i in range(0, len(items), 2)]
+        section = {"collapsed": False, "columns": 2, "heading": "Information", "layoutRows": rows,
+                   "layoutSectionId": self._layout_id(obj).replace("00h", "01B", 1), "parentLayoutId":
+                   self._layout_id(obj), "rows": len(rows), "tabOrder": "TopToBottom", "useCollapsibleSection":
+                   False, "useHeading": True}
+        return {"buttonLayoutSection": {"detailButtons": []}, "detailLayoutSections": [section],
+                "editLayoutSections": [section], "feedView": None, "highlightsPanelLayoutSection": None,
+                "id": self._layout_id(obj), "multirowEditLayoutSections": [], "offlineLinks": [],
+                "quickActionList": {"quickActionListItems": []}, "relatedContent": None, "relatedLists": [],
+                "saveOptions": []}
 
 
 def _child_relationship_name(child: ObjectDef, f: FieldDef) -> str | None:
     if f.relationship_name is None:
         return None
+    if f.child_relationship:
+        return f.child_relationship + ("__r" if f.custom else "")
     if child.custom:
         return child.name.removesuffix("__c") + "s__r"
-    return child.name + "s"
+    plural = child.name[:-1] + "ies" if child.name.endswith("y") else child.name + "s"
+    # a standard object's lookup to its own kind lists children: Account.ParentId -> ChildAccounts
+    return ("Child" + plural) if child.name in f.reference_to else plural
 
 
 def _add_standard_fields(obj: ObjectDef, currency: MultiCurrency | None) -> None:
@@ -493,12 +637,13 @@ def _add_standard_fields(obj: ObjectDef, currency: MultiCurrency | None) -> None
         front.append(FieldDef(name="Name", type="string", length=80, label=f"{obj.label_text} Name",
                               nillable=True, name_field=True))
     if obj.record_types and "recordtypeid" not in names:
+        # record type visibility, not field access, governs it; likewise the currency below
         front.append(FieldDef(name="RecordTypeId", type="reference", label="Record Type ID",
-                              reference_to=["RecordType"], relationship_name="RecordType"))
+                              reference_to=["RecordType"], relationship_name="RecordType", permissionable=False))
     if currency is not None and obj.currency and "currencyisocode" not in names:
         front.append(FieldDef(
             name="CurrencyIsoCode", type="picklist", label="Currency ISO Code", length=3,
-            restricted=True, defaulted_on_create=True, default_value=currency.corporate,
+            restricted=True, defaulted_on_create=True, default_value=currency.corporate, permissionable=False,
             values=[PicklistValue(value=c.iso_code, label=c.label or c.iso_code, active=c.active,
                                   default=c.corporate) for c in currency.currencies]))
     audit: list[FieldDef] = []
@@ -576,6 +721,7 @@ _DESCRIBE_FIELD_KEYS = {
     "nameField": "name_field", "autoNumber": "auto_number", "referenceTo": "reference_to",
     "relationshipName": "relationship_name", "compoundFieldName": "compound_field_name",
     "extraTypeInfo": "extra_type_info", "restrictedPicklist": "restricted", "defaultValue": "default_value",
+    "permissionable": "permissionable",
 }
 
 
@@ -601,7 +747,7 @@ def object_from_describe(payload: dict[str, Any], source: str = "<describe>") ->
         for rt in payload.get("recordTypeInfos") or [] if not rt.get("master")]
     names = {f["name"] for f in fields}
     try:
-        return ObjectDef.model_validate({
+        obj = ObjectDef.model_validate({
             "name": payload["name"], "label": payload.get("label"), "label_plural": payload.get("labelPlural"),
             "key_prefix": payload.get("keyPrefix") or "a00", "custom": payload.get("custom"),
             **{k: payload[k] for k in ("queryable", "replicateable", "createable", "updateable", "deletable",
@@ -611,10 +757,14 @@ def object_from_describe(payload: dict[str, Any], source: str = "<describe>") ->
             "has_created": "CreatedDate" in names, "has_owner": "OwnerId" in names,
             "currency": "CurrencyIsoCode" in names,
             "fields": fields, "record_types": record_types,
-            "raw": {k: v for k, v in payload.items() if k not in ("fields", "childRelationships")},
+            # every key in the payload's order; the fields are kept by the field models
+            "raw": {k: (None if k == "fields" else v) for k, v in payload.items()},
         })
     except (KeyError, ValidationError) as exc:
         raise OrgDefinitionError(f"{source}: not a usable sObject describe: {exc}") from exc
+    for f in obj.fields:
+        f.keep_as_loaded()
+    return obj
 
 
 def org_from_describe_folder(folder: Path) -> OrgDef:
@@ -636,10 +786,22 @@ def org_from_describe_folder(folder: Path) -> OrgDef:
         corporate = next((p.value for p in values if p.default), values[0].value)
         multi_currency = MultiCurrency(currencies=[CurrencyDef(iso_code=p.value, corporate=p.value == corporate)
                                                    for p in values])
-    org_id = "00DDm0000000001EAA"
+    org_id = "00DDm0000000001MAA"
     meta = folder / "org.json"
     if meta.is_file():
         org_id = json.loads(meta.read_text()).get("organizationId", org_id)
-    return OrgDef(name=folder.name, organization_id=org_id, objects=objects, generator="generic",
-                  features=Features(multi_currency=multi_currency,
-                                    territory_management=any(o.name == "Territory2" for o in objects)))
+    global_raw = None
+    global_path = folder / "describeGlobal.json"
+    if global_path.is_file():
+        try:
+            global_raw = json.loads(global_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise OrgDefinitionError(f"{global_path}: not valid JSON: {exc}") from exc
+        if not isinstance(global_raw, dict) or not isinstance(global_raw.get("sobjects"), list):
+            raise OrgDefinitionError(f"{global_path}: a describeGlobal body has a list under 'sobjects'")
+    org = OrgDef(name=folder.name, organization_id=org_id, objects=objects, generator="generic",
+                 global_raw=global_raw,
+                 features=Features(multi_currency=multi_currency,
+                                   territory_management=any(o.name == "Territory2" for o in objects)))
+    org._loaded_names = {o.name for o in objects}
+    return org

@@ -426,7 +426,7 @@ class Store:
         if fdef.type == "reference":
             return self._check_reference(fdef, value)
         stored = coerce(fdef.type, value, field=fdef.name, label=fdef.label_text, length=fdef.length,
-                        precision=fdef.precision, scale=fdef.scale)
+                        precision=fdef.precision, scale=fdef.scale, digits=fdef.digits)
         if stored is not None and fdef.type in ("picklist", "multipicklist") and fdef.restricted:
             allowed = {v.lower() for v in fdef.active_values()}
             chosen = stored.split(";") if fdef.type == "multipicklist" else [stored]
@@ -576,6 +576,7 @@ class Store:
                     if value is not None and value.__class__ is not Decimal:
                         record[name] = exact_decimal(value, scale)
                 self._apply_defaults(obj, record)
+                _derive(obj, record)
                 self._stamp(obj, record, record.get("SystemModstamp") or now, creating=True)
                 table[record["Id"]] = record
                 if has_unique:
@@ -606,7 +607,7 @@ class Store:
                                              coerce(fdef.type, value, field=fdef.name, label=fdef.label_text,
                                                     length=fdef.length, precision=fdef.precision,
                                                     scale=fdef.scale))
-                    record["Id"] = self.new_id(obj.name)
+                    record["Id"] = record.get("Id") or self.new_id(obj.name)  # the Organization row's is fixed
                     if ref:
                         self._refs[ref] = record["Id"]
                     if obj.name == "User" and self.current_user_id is None:
@@ -834,10 +835,15 @@ CLOSED_STAGES = frozenset({"Closed Won", "Closed Lost"})
 
 
 def _derive(obj: ObjectDef, record: dict[str, Any], into: dict[str, Any] | None = None) -> None:
-    """Fields the org computes on save: an opportunity's IsClosed and IsWon follow its stage."""
+    """Fields the org computes on save: an opportunity's IsClosed and IsWon follow its stage; a
+    person's read-only Name (Contact, Lead, User) is made of the first and last names."""
+    target = record if into is None else into
+    name = obj.field("Name")
+    if (name is not None and not name.createable and obj.field("LastName") is not None
+            and ("FirstName" in record or "LastName" in record)):
+        target["Name"] = " ".join(p for p in (record.get("FirstName"), record.get("LastName")) if p) or None
     if obj.name != "Opportunity" or "StageName" not in record:
         return
-    target = record if into is None else into
     stage = record.get("StageName")
     if obj.field("IsClosed") is not None:
         target["IsClosed"] = stage in CLOSED_STAGES

@@ -75,7 +75,7 @@ def _json_error(value: Any, kind: str) -> CoercionError:
 
 
 def coerce(ftype: str, value: Any, *, field: str, label: str, length: int = 0, precision: int = 0,
-           scale: int = 0) -> Any:
+           scale: int = 0, digits: int = 0) -> Any:
     """The stored wire value for `value` sent for a field of type `ftype`, or CoercionError."""
     if value is None:
         return None
@@ -102,14 +102,14 @@ def coerce(ftype: str, value: Any, *, field: str, label: str, length: int = 0, p
         number = _number(value, "int")
         if number != number.to_integral_value():
             raise _json_error(value, "int")
+        if digits and abs(number) >= 10 ** digits:  # an int field holds `digits` digits, as a decimal one
+            raise _out_of_range(number, field, label)
         return int(number)
     if ftype in DECIMAL_TYPES:
         number = _number(value, "double")
         stored = exact_decimal(number, scale)
         if abs(stored) >= _STEPS[0].scaleb((precision or DEFAULT_PRECISION) - scale):
-            raise CoercionError("NUMBER_OUTSIDE_VALID_RANGE",
-                                f"{label}: value outside of valid range on numeric field: {format(number, 'f')}",
-                                [field])
+            raise _out_of_range(number, field, label)
         return stored
     if ftype == "date":
         if not isinstance(value, str):
@@ -135,6 +135,11 @@ def coerce(ftype: str, value: Any, *, field: str, label: str, length: int = 0, p
         hh_mm_ss = (value.rstrip("Z") + ":00")[:8]
         return f"{hh_mm_ss}.000Z"
     return value
+
+
+def _out_of_range(number: Decimal, field: str, label: str) -> CoercionError:
+    return CoercionError("NUMBER_OUTSIDE_VALID_RANGE",
+                         f"{label}: value outside of valid range on numeric field: {format(number, 'f')}", [field])
 
 
 def exact_decimal(number: Decimal | float | int, scale: int) -> Decimal:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import re
+from decimal import Decimal
 from typing import Any, Callable, Iterable
 
 from . import nodes
@@ -25,6 +26,9 @@ ID_TYPES = frozenset({"id", "reference"})
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent", "long"})
 COMPOUND_TYPES = frozenset({"address", "location"})
 _UNFILTERABLE = COMPOUND_TYPES | {"base64"}
+MAX_OFFSET = 2000
+# describe's groupable=false types (Object reference, field properties: "Group")
+_UNGROUPABLE = COMPOUND_TYPES | {"base64", "multipicklist", "double", "currency", "percent", "datetime", "textarea"}
 _UNSORTABLE = COMPOUND_TYPES | {"base64", "multipicklist"}
 
 # The SOAP type Salesforce names in "value of filter criterion" errors.
@@ -182,8 +186,8 @@ class CompiledQuery:
     def __init__(self, *, object_name: str, is_count: bool, limit: int | None, offset: int | None,
                  columns: list[str], fields_used: set[str], id_filter: frozenset[str] | None,
                  matches: Predicate, order_keys: list[_OrderKey],
-                 projector: Callable[[Record, Fetch, str], dict], row_getters: list[Callable[[Record, Fetch], Any]]
-                 ) -> None:
+                 projector: Callable[[Record, Fetch, str], dict], row_getters: list[Callable[[Record, Fetch], Any]],
+                 aggregate: Callable[[list[Record], Fetch], list[dict]] | None = None) -> None:
         self.object_name = object_name
         self.is_count = is_count
         self.limit = limit
@@ -197,6 +201,9 @@ class CompiledQuery:
         self._order_keys = order_keys
         self._projector = projector
         self._row_getters = row_getters
+        # An aggregate query turns the matched (and ordered) records into AggregateResult rows;
+        # LIMIT and OFFSET then count rows, not records.
+        self._aggregate = aggregate
 
     def order(self, records: Iterable[Record], fetch: Fetch) -> list[Record]:
         """ORDER BY (stable, SOQL null placement, case-insensitive text), then OFFSET and LIMIT."""
@@ -215,6 +222,8 @@ class CompiledQuery:
                 key = _path_key(getter, normalise or _identity, fetch)
             ordered.sort(key=key, reverse=descending)
             rows = nulls + ordered if nulls_first else ordered + nulls
+        if self._aggregate is not None:
+            rows = self._aggregate(rows, fetch)
         if self.offset:
             rows = rows[self.offset:]
         if self.limit is not None:
@@ -222,7 +231,9 @@ class CompiledQuery:
         return rows
 
     def project(self, record: Record, fetch: Fetch, api_version: str) -> dict:
-        """The record as the REST query resource returns it."""
+        """The record as the REST query resource returns it (an aggregate row is one already)."""
+        if self._aggregate is not None:
+            return record
         return self._projector(record, fetch, api_version)
 
     def row(self, record: Record, fetch: Fetch) -> list:
@@ -286,16 +297,75 @@ class _Compiler:
             if q.offset is not None:
                 raise self._error("MALFORMED_QUERY", q.offset_pos or q.sobject.pos,
                                   "OFFSET is not supported in Bulk Query")
-            if q.is_count:
+            if q.is_count or q.aggregates:
                 raise SoqlError("MALFORMED_QUERY", "Aggregate Queries not supported in Bulk Query")
 
+        if q.offset is not None and q.offset > MAX_OFFSET:
+            # SOQL reference, OFFSET: "Requesting an offset greater than 2,000 results in a
+            # NUMBER_OUTSIDE_VALID_RANGE error."
+            raise self._error("NUMBER_OUTSIDE_VALID_RANGE", q.offset_pos or q.sobject.pos,
+                              f"Maximum SOQL offset allowed is {MAX_OFFSET}")
         matches = _always if q.where is None else self._condition(q.where)[0]
         order_keys = [self._order_key(item) for item in q.order_by]
+        aggregate, columns = None, [r.column for r in selected]
+        if q.aggregates:
+            aggregate, columns = self._aggregator(q, selected)
         return CompiledQuery(
             object_name=base.name, is_count=q.is_count, limit=q.limit, offset=q.offset,
-            columns=[r.column for r in selected], fields_used=self.fields_used,
+            columns=columns, fields_used=self.fields_used,
             id_filter=self._id_filter(q.where), matches=matches, order_keys=order_keys,
-            projector=self._projector(selected), row_getters=[self._value_getter(r) for r in selected])
+            projector=self._projector(selected), row_getters=[self._value_getter(r) for r in selected],
+            aggregate=aggregate)
+
+    # ------------------------------------------------------------ aggregates
+
+    def _aggregator(self, q: nodes.Query, selected: list[_Resolved]
+                    ) -> tuple[Callable[[list[Record], Fetch], list[dict]], list[str]]:
+        """GROUP BY and the aggregate functions: one AggregateResult row per group (one in all without
+        GROUP BY), each value under its alias, unaliased functions named expr0, expr1, ... in order."""
+        groups = [self._resolve(path) for path in q.group_by]
+        for g in groups:
+            if g.field.type in _UNGROUPABLE or getattr(g.field, "groupable", True) is False:
+                raise self._error("INVALID_FIELD", g.path.pos,
+                                  f"field '{g.field.name}' can not be grouped in a query call")
+        grouped = {g.column.lower() for g in groups}
+        for r in selected:
+            if r.column.lower() not in grouped:
+                raise self._error("MALFORMED_QUERY", r.path.pos, f"Field must be grouped or aggregated: {r.field.name}")
+        for item in q.order_by:
+            if self._resolve(item.field).column.lower() not in grouped:
+                raise self._error("MALFORMED_QUERY", item.field.pos,
+                                  f"Ordered field must be grouped or aggregated: {item.field.dotted}")
+        outputs: list[tuple[str, Callable[[list[Record], Fetch], Any]]] = []
+        by_column = {r.column.lower(): r for r in selected}
+        expr = 0
+        for item in q.aggregates:
+            if isinstance(item, nodes.FieldPath):
+                resolved = by_column[self._resolve(item).column.lower()]
+                outputs.append((resolved.field.name, _first_of(resolved.getter())))
+                continue
+            resolved = self._resolve(item.field)
+            if item.function in ("SUM", "AVG") and _category(resolved.field.type) != "number":
+                raise self._error("INVALID_FIELD", item.pos,
+                                  f"field {resolved.field.name} does not support aggregate operator {item.function}")
+            name = item.alias
+            if name is None:
+                name, expr = f"expr{expr}", expr + 1
+            if name.lower() in {n.lower() for n, _ in outputs}:
+                raise self._error("MALFORMED_QUERY", item.pos, f"duplicate alias: {name}")
+            outputs.append((name, _AGGREGATES[item.function](resolved.getter())))
+        keys = [g.getter() for g in groups]
+
+        def aggregate(records: list[Record], fetch: Fetch) -> list[dict]:
+            buckets: dict[tuple, list[Record]] = {}
+            for rec in records:  # first appearance keeps ORDER BY's order of the groups
+                buckets.setdefault(tuple(k(rec, fetch) for k in keys), []).append(rec)
+            if not keys and not buckets:
+                buckets[()] = []  # an aggregate over nothing is still one row
+            return [{"attributes": {"type": "AggregateResult"}, **{n: f(rows, fetch) for n, f in outputs}}
+                    for rows in buckets.values()]
+
+        return aggregate, [n for n, _ in outputs]
 
     def _resolve(self, path: nodes.FieldPath) -> _Resolved:
         candidates: list[ObjectInfo] = [self.base]
@@ -382,7 +452,7 @@ class _Compiler:
 
     def _order_key(self, item: nodes.OrderItem) -> _OrderKey:
         resolved = self._resolve(item.field)
-        if resolved.field.type in _UNSORTABLE:
+        if resolved.field.type in _UNSORTABLE or getattr(resolved.field, "sortable", True) is False:
             raise self._error("INVALID_FIELD", item.field.pos,
                               f"field '{resolved.field.name}' can not be sorted in a query call")
         category = _category(resolved.field.type)
@@ -426,7 +496,7 @@ class _Compiler:
     def _comparison(self, cmp: nodes.Comparison) -> tuple[Predicate, tuple | None]:
         resolved = self._resolve(cmp.field)
         field = resolved.field
-        if field.type in _UNFILTERABLE:
+        if field.type in _UNFILTERABLE or getattr(field, "filterable", True) is False:
             raise self._error("INVALID_FIELD", cmp.field.pos, f"field '{field.name}' can not be filtered in query call")
         category = _category(field.type)
         op = cmp.op
@@ -777,3 +847,38 @@ def _build_level(level: dict[str, Any]) -> Callable[..., dict]:
             out[key] = None if found is None else build(found[1], fetch, api_version, found[0])
         return out
     return build_record
+
+
+def _values(get: Getter, rows: list[Record], fetch: Fetch) -> list[Any]:
+    return [v for v in (get(rec, fetch) for rec in rows) if v is not None]
+
+
+def _first_of(get: Getter) -> Callable[[list[Record], Fetch], Any]:
+    return lambda rows, fetch: get(rows[0], fetch) if rows else None
+
+
+def _sum(get: Getter) -> Callable[[list[Record], Fetch], Any]:
+    def total(rows: list[Record], fetch: Fetch) -> Any:
+        values = _values(get, rows, fetch)
+        return sum(values[1:], values[0]) if values else None
+    return total
+
+
+def _avg(get: Getter) -> Callable[[list[Record], Fetch], Any]:
+    def mean(rows: list[Record], fetch: Fetch) -> Any:
+        values = [Decimal(v) if not isinstance(v, Decimal) else v for v in _values(get, rows, fetch)]
+        return sum(values, Decimal(0)) / len(values) if values else None
+    return mean
+
+
+def _extreme(pick: Callable[..., Any]) -> Callable[[Getter], Callable[[list[Record], Fetch], Any]]:
+    def make(get: Getter) -> Callable[[list[Record], Fetch], Any]:
+        return lambda rows, fetch: pick(values) if (values := _values(get, rows, fetch)) else None
+    return make
+
+
+_AGGREGATES: dict[str, Callable[[Getter], Callable[[list[Record], Fetch], Any]]] = {
+    "COUNT": lambda get: lambda rows, fetch: len(_values(get, rows, fetch)),
+    "COUNT_DISTINCT": lambda get: lambda rows, fetch: len(set(_values(get, rows, fetch))),
+    "SUM": _sum, "AVG": _avg, "MIN": _extreme(min), "MAX": _extreme(max),
+}

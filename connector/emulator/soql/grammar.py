@@ -21,11 +21,11 @@ def _alternation(names: tuple[str, ...]) -> str:
 
 
 GRAMMAR = r"""
-start: _SELECT select_list _FROM name where? order_by? limit? offset? all_rows?
+start: _SELECT select_list _FROM name where? group_by? order_by? limit? offset? all_rows?
 
 select_list: select_item ("," select_item)*
 ?select_item: field_path
-            | NAME "(" [field_path] ")"          -> function_item
+            | NAME "(" [field_path] ")" [NAME]   -> function_item
 
 field_path: name ("." name)*
 name: NAME
@@ -48,6 +48,7 @@ comparison: field_path COMPARE value            -> compare
 value_list: "(" value ("," value)* ")"
 value: STRING | NUMBER | DATE | DATETIME | DATE_LITERAL | TRUE | FALSE | NULL
 
+group_by: _GROUP _BY field_path ("," field_path)*
 order_by: _ORDER _BY order_item ("," order_item)*
 order_item: field_path [ASC | DESC] [_NULLS (FIRST | LAST)]
 
@@ -69,6 +70,7 @@ TRUE: "true"i
 FALSE: "false"i
 NULL: "null"i
 _ORDER: "order"i
+_GROUP: "group"i
 _BY: "by"i
 ASC: "asc"i
 DESC: "desc"i

@@ -74,6 +74,16 @@ class OrderItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Aggregate:
+    """An aggregate function in the select list: COUNT(Id), SUM(Amount) total, ..."""
+
+    function: str  # upper case: COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX
+    field: FieldPath | None  # None for COUNT() itself
+    alias: str | None
+    pos: Pos
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     text: str
     fields: tuple[FieldPath, ...]  # empty for SELECT COUNT()
@@ -84,3 +94,6 @@ class Query:
     limit: int | None
     offset: int | None
     offset_pos: Pos | None
+    # aggregate queries: the select list in order (fields and functions), and GROUP BY
+    aggregates: tuple["FieldPath | Aggregate", ...] = ()
+    group_by: tuple[FieldPath, ...] = ()

@@ -70,6 +70,9 @@ def _parse_datetime(raw: str) -> dt.datetime:
     return dt.datetime.fromisoformat(raw).astimezone(dt.timezone.utc)
 
 
+AGGREGATE_FUNCTIONS = frozenset({"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"})
+
+
 class _ToNodes(Transformer):
     def __init__(self, text: str) -> None:
         super().__init__()
@@ -83,8 +86,11 @@ class _ToNodes(Transformer):
         return nodes.FieldPath(tuple(children))
 
     def function_item(self, children):
-        tok, arg = children
-        return ("function", tok, arg)
+        tok, arg, alias = children
+        return ("function", tok, arg, alias)
+
+    def group_by(self, children):
+        return ("group_by", tuple(children))
 
     def select_list(self, children):
         return list(children)
@@ -172,33 +178,44 @@ class _ToNodes(Transformer):
     def start(self, children):
         items, sobject, *clauses = children
         fields: list[nodes.FieldPath] = []
+        selected: list[nodes.FieldPath | nodes.Aggregate] = []
         is_count = False
         for item in items:
             if isinstance(item, tuple):
-                _, tok, arg = item
-                if tok.upper() == "COUNT" and arg is None and len(items) == 1:
+                _, tok, arg, alias = item
+                function = tok.upper()
+                if function == "COUNT" and arg is None and len(items) == 1 and alias is None:
                     is_count = True
                     continue
-                if tok.upper() == "COUNT" and arg is None:
+                if function == "COUNT" and arg is None:
                     raise error_at("MALFORMED_QUERY", self.text, _pos(tok),
                                    "COUNT() can not be selected together with other fields")
-                raise error_at("MALFORMED_QUERY", self.text, _pos(tok),
-                               f"Function {tok} in the select list is not supported by the org emulator")
+                if function not in AGGREGATE_FUNCTIONS or arg is None:
+                    raise error_at("MALFORMED_QUERY", self.text, _pos(tok),
+                                   f"Function {tok} in the select list is not supported by the org emulator")
+                selected.append(nodes.Aggregate(function, arg, str(alias) if alias else None, _pos(tok)))
+                continue
             fields.append(item)
+            selected.append(item)
         where = limit = offset = offset_pos = None
         order_by: tuple = ()
+        group_by: tuple = ()
         for clause in clauses:
             if clause is None:
                 continue
             if clause[0] == "where":
                 where = clause[1]
+            elif clause[0] == "group_by":
+                group_by = clause[1]
             elif clause[0] == "order_by":
                 order_by = clause[1]
             elif clause[0] == "limit":
                 limit = clause[1]
             elif clause[0] == "offset":
                 offset, offset_pos = clause[1], clause[2]
-        return nodes.Query(self.text, tuple(fields), is_count, sobject, where, order_by, limit, offset, offset_pos)
+        aggregate = group_by or any(isinstance(item, nodes.Aggregate) for item in selected)
+        return nodes.Query(self.text, tuple(fields), is_count, sobject, where, order_by, limit, offset, offset_pos,
+                           tuple(selected) if aggregate else (), group_by)
 
 
 @functools.lru_cache(maxsize=512)

@@ -25,6 +25,7 @@ class FakeStore:
 
     def __init__(self, org: OrgDef) -> None:
         self.org = org
+        self.current_user_id: str | None = None
         self.tables: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._ids = IdAllocator()
         rows = [(name, self.new_id(name), row) for name, seeded in org.seed.items() for row in seeded]

@@ -487,7 +487,7 @@ def test_unknown_relationship_and_object():
     ("SELECT Id FROM Account xyz", "xyz", 24),
     ("SELECT Id FROM Account WHERE Name = \"x\"", '"', 37),
     ("SELECT Id FROM Account LIMIT -1", "-1", 30),
-    ("SELECT Id FROM Account GROUP BY Name", "GROUP", 24),
+    ("SELECT Id FROM Account HAVING COUNT(Id) > 1", "HAVING", 24),
     ("SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAY:3", "LAST_N_DAY", 44),
     ("SELECT Id, (SELECT Id FROM Contacts) FROM Account", "(", 12),
 ])
@@ -546,7 +546,9 @@ def test_other_semantic_errors():
     assert e.error_code == "INVALID_QUERY_FILTER_OPERATOR"
     e = error("SELECT Id FROM Opportunity ORDER BY Tags__c")
     assert e.message.splitlines()[-1] == "field 'Tags__c' can not be sorted in a query call"
-    assert error("SELECT COUNT(Id) FROM Opportunity").error_code == "MALFORMED_QUERY"
+    assert error("SELECT Name, COUNT(Id) FROM Opportunity").message.splitlines()[-1] == \
+        "Field must be grouped or aggregated: Name"
+    assert error("SELECT TOLABEL(StageName) FROM Opportunity").error_code == "MALFORMED_QUERY"
     assert error("SELECT COUNT(), Name FROM Opportunity").error_code == "MALFORMED_QUERY"
     assert error("SELECT Id FROM Opportunity WHERE Name = 'a\\qb'").error_code == "MALFORMED_QUERY"
     assert error("  ").message == "SOQL statements cannot be empty or null"
