@@ -60,6 +60,21 @@ class Settings(BaseSettings):
         Decimal("2.0"), ge=0, le=100, description="Added to the tolerance, as a percentage of the deal's amount, "
         "when a payout was in another currency than the deal: the marketplace converts at its daily rate, "
         "the org's dated rates hold for a whole period.")
+    client_name: str = Field("cosell-connector", pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+                             description="Client id sent as `Sforce-Call-Options: client=<id>` on every API call; "
+                             "change events of the connector's own writes carry it in changeOrigin, so they do not "
+                             "echo back.")
+    stream: bool = Field(True, description="`cosell serve` streams Salesforce changes (Change Data Capture over the "
+                         "Pub/Sub API) for the objects the org offers it for; the others keep polling.")
+    pubsub_url: str = Field("api.pubsub.salesforce.com:7443", description="host:port of the Pub/Sub API (gRPC over "
+                            "TLS, verified against COSELL_CA_CERT or the system store; the emulator's pubsub_url).")
+    stream_safety_poll: float = Field(3600.0, ge=60, description="Seconds between the safety polls of streamed "
+                                      "objects (a slow poll that catches anything a stream could not say).")
+    stream_push_interval: float = Field(0.2, gt=0, le=60, description="Seconds between checks of the local change "
+                                        "log while streaming (SQL only, no API call when nothing changed); a "
+                                        "change is pushed at most this long after it commits.")
+    stream_batch_wait: float = Field(0.05, ge=0, le=10, description="Seconds events are gathered before their "
+                                     "records are read and applied, so a burst costs one query, not one per event.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
 

@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Column, MetaData, String, Table, and_, delete, select, text, update
@@ -266,6 +267,17 @@ class SyncRunner:
         `wait`: seconds to wait for a run of this process to end (None: as long as it takes)."""
         owner = self._lock_for_run(objects, -1 if wait is None else wait)
         return self._run_held(objects, full, trigger, owner)
+
+    @contextmanager
+    def holding(self, objects: list[str], *, wait: float | None = None) -> Iterator[str]:
+        """The locks of `objects` for work smaller than a run (a batch of streamed changes), taken and
+        let go the way a run takes them."""
+        owner = self._lock_for_run(objects, -1 if wait is None else wait)
+        try:
+            yield owner
+        finally:
+            self.lock.release(objects, owner)
+            self.mutex.release()
 
     def _lock_for_run(self, objects: list[str] | None, wait: float) -> str:
         """This process's mutex, then the database lock; the mutex is let go if the database says no."""

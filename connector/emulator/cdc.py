@@ -17,7 +17,8 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +37,8 @@ CHANGE_TYPES = ("CREATE", "UPDATE", "DELETE", "UNDELETE", "GAP_CREATE", "GAP_UPD
 # Objects Salesforce does not offer for Change Data Capture (they are polled).
 NOT_CDC_ENABLED = frozenset({"CurrencyType", "DatedConversionRate", "RecordType", "Group", "Territory2Model",
                              "Territory2Type", "ObjectTerritory2AssignmentRule", "ObjectTerritory2AssignmentRuleItem",
-                             "RuleTerritory2Association", "ObjectTerritory2Association", "OpportunitySplitType"})
+                             "RuleTerritory2Association", "ObjectTerritory2Association", "OpportunitySplitType",
+                             "Territory2", "UserTerritory2Association"})
 # Not in change events: Salesforce keeps them out of the payload.
 _LEFT_OUT = frozenset({"IsDeleted", "SystemModstamp"})
 _AVRO_TYPES = {"boolean": "boolean", "int": "int", "long": "long", "double": "double", "currency": "double",
@@ -203,6 +205,7 @@ class ChangeEventBus:
         self._commits = 0
         self._tag = secrets.randbits(16)
         self._deliveries: list[tuple[dt.datetime, int]] = []
+        self._suppressed: contextvars.ContextVar[bool] = contextvars.ContextVar("cdc_suppressed", default=False)
         store.change_listeners.append(self._on_commit)
 
     # -- topics and schemas -----------------------------------------------------------------
@@ -291,7 +294,19 @@ class ChangeEventBus:
         """GAP_OVERFLOW for one entity: the subscriber reconciles the whole object."""
         self._append([(object_name, "GAP_OVERFLOW", [], {})], origin="")
 
+    @contextmanager
+    def suppressed(self) -> Iterator[None]:
+        """Saves made inside make no change event, as when Salesforce could not produce one (what a
+        gap event then tells subscribers)."""
+        self._suppressed.set(True)
+        try:
+            yield
+        finally:
+            self._suppressed.set(False)
+
     def _on_commit(self, changes: list[RecordChange]) -> None:
+        if self._suppressed.get():
+            return
         origin = call_origin.get()
         mine = [c for c in changes if c.object_name in self.enabled]
         if not mine:

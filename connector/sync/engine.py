@@ -35,7 +35,7 @@ from connector.sync.merge import Conflict, merge_record, values_equal
 from connector.sync.ledger import (PULL_OPERATIONS, RETRY_ATTEMPTS, Ledger, encode, gave_up,  # noqa: F401
                                     transient)
 from connector.sync.policies import FieldConflict, get_policy
-from connector.sync.sources import PollSource
+from connector.sync.sources import PollSource, RemoteBatch
 from connector.sync.state import SyncTables, add_missing_columns, end_dead_runs, new_owner, sync_tables
 from connector.sync.window import changed_since_soql
 
@@ -374,6 +374,27 @@ class SyncEngine:
         for name, value in asdict(page_counts).items():
             if isinstance(value, int):
                 setattr(counts, name, getattr(counts, name) + value)
+
+    # == [stream] the one public entry the streaming source uses (connector/sync/streaming.py) =====
+    def apply_change_batch(self, object_name: str, batch: RemoteBatch, run_id: int,
+                           commit_position: Callable[[Connection, Any], None]) -> ObjectCounts:
+        """Merge one batch of any change source through the same apply as a pull page, and commit
+        `commit_position(conn, batch.position)` in the same transaction as the rows it covers."""
+        schemas = self.prepare()
+        tables, obj, counts = self.tables(schemas), schemas[object_name], ObjectCounts()
+        self._restores = []
+        with self.engine.begin() as conn:
+            self._apply_remote_page(conn, obj, tables, batch.records, counts, run_id)
+            if self._restores:
+                by_name = fields_by_name(obj)
+                self.client.save("update", obj.name, [
+                    {"Id": sfid, **{k: _wire(by_name[k], v) for k, v in values.items()}}
+                    for _, sfid, values in self._restores])
+                counts.updated_remote += len(self._restores)
+            commit_position(conn, batch.position)
+        counts.pulled = len(batch.records)
+        return counts
+    # == [stream] end ==============================================================================
 
     def _park_pulled(self, obj: ObjectSchema, table: Table, record: dict[str, Any], exc: Exception) -> None:
         """A Salesforce record the local database cannot hold: parked (operation "pull") with what is
