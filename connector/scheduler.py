@@ -420,6 +420,8 @@ class SyncScheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.runner = runner
+        # Objects a StreamingService streams: their changes arrive as they happen, so no interval job.
+        self.streamed: set[str] = set()
         sync = runner.connector.sync
         self.key = f"{runner.connector.engine.url.render_as_string(hide_password=True)}|{sync.schema}|{sync.prefix}"
         self.jobstore = SQLAlchemyJobStore(engine=runner.connector.engine,
@@ -442,7 +444,8 @@ class SyncScheduler:
         next run time), replace a changed one, drop the jobs of objects no longer mapped."""
         from apscheduler.triggers.interval import IntervalTrigger
 
-        wanted = {JOB_PREFIX + name: om.poll_interval for name, om in self.runner.connector.mapping.objects.items()}
+        wanted = {JOB_PREFIX + name: om.poll_interval for name, om in self.runner.connector.mapping.objects.items()
+                  if name not in self.streamed}
         for job in self.scheduler.get_jobs():
             if job.id not in wanted:
                 job.remove()

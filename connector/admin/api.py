@@ -93,6 +93,10 @@ class ObjectStatus(BaseModel):
     pending_local_changes: int = Field(description="Rows in _cosell_changes waiting to be sent.")
     parked_records: int = Field(description="Rows in _cosell_dead_letters: records Salesforce refused.")
     next_run_at: dt.datetime | None = Field(None, description="Next scheduled poll, when the scheduler runs.")
+    mode: str = Field("poll", description="stream (Change Data Capture, with a slow safety poll) or poll.")
+    stream_lag_seconds: float | None = Field(None, description="Streamed objects: seconds from the last "
+                                             "event's commit in Salesforce to its apply here.")
+    replay_id: str | None = Field(None, description="Streamed objects: where the stream resumes (base64).")
 
 
 class Status(BaseModel):
@@ -198,9 +202,11 @@ def _decode(raw: str | None) -> Any:
 
 
 # -- the app --------------------------------------------------------------------------------------
-def create_app(connector, token: str, *, runner: SyncRunner | None = None, scheduler=None) -> FastAPI:
+def create_app(connector, token: str, *, runner: SyncRunner | None = None, scheduler=None,
+               streaming=None) -> FastAPI:
     """The admin API over a `connector.bootstrap.Connector`. `scheduler` (a SyncScheduler), when
-    given, is started with the app and stopped with it (waiting for a run in progress)."""
+    given, is started with the app and stopped with it (waiting for a run in progress); so is
+    `streaming` (a StreamingService), first, so that the objects it streams are not also polled."""
     if not token or len(token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
     expected = token.encode()
@@ -211,11 +217,21 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         sync.prepare()
+        if streaming is not None:
+            try:
+                streaming.start()
+            except ConnectorError as exc:
+                log.warning("streaming is off, every object polls: %s", exc)
+            else:
+                if scheduler is not None:
+                    scheduler.streamed = set(streaming.streams)
         if scheduler is not None:
             scheduler.start()
         try:
             yield
         finally:
+            if streaming is not None:
+                streaming.stop()
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
             runner.join()
@@ -264,15 +280,18 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
             for name in json.loads(r.counts) if r.counts else ():   # a run in progress has no counts yet
                 last.setdefault(name, r)
         nexts = scheduler.next_runs() if scheduler is not None else {}
+        streams = streaming.status() if streaming is not None else {}
         objects = []
         for name, om in connector.mapping.objects.items():
             run = last.get(name)
+            stream = streams.get(name, {})
             objects.append(ObjectStatus(
                 name=name, direction=om.direction, poll_interval=om.poll_interval, watermark=marks.get(name),
                 last_run_id=run.id if run else None, last_run_status=run.status if run else None,
                 last_run_at=(run.ended_at or run.started_at) if run else None,
                 pending_local_changes=pending.get(name, 0), parked_records=parked.get(name, 0),
-                next_run_at=nexts.get(name)))
+                next_run_at=nexts.get(name), mode=stream.get("mode", "poll"),
+                stream_lag_seconds=stream.get("lag_seconds"), replay_id=stream.get("replay_id")))
         usage = connector.client.usage
         return Status(objects=objects, open_conflicts=open_conflicts or 0, running=runner.current,
                       api_usage=ApiUsageOut(used=usage.used, limit=usage.total, share=usage.share,

@@ -51,7 +51,11 @@ def serve(host: str, port: int) -> None:
     logs.configure(connector.settings.log_format, connector.settings.log_level)
     connector.sync.prepare()   # fails clearly when nothing is mirrored yet
     scheduler = SyncScheduler(SyncRunner(connector))
-    app = create_app(connector, token, scheduler=scheduler)
+    streaming = None
+    if connector.settings.stream:
+        from connector.sync.streaming import StreamingService
+        streaming = StreamingService(connector, scheduler.runner)
+    app = create_app(connector, token, scheduler=scheduler, streaming=streaming)
     config = uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False)
     logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
     log.info("admin API on http://%s:%s; %d object(s) scheduled", host, port, len(connector.mapping.objects))

@@ -329,7 +329,7 @@ class ChangeEventBus:
         self._append(list(grouped.values()), origin=origin)
 
     def _append(self, items: list[tuple[str, str, list[str], dict[str, Any]]], *, origin: str) -> None:
-        now = self.clock.now()
+        now = self.clock.precise()
         with self._cond:
             self._commits += 1
             tx_key = str(uuid.uuid4())

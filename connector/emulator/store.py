@@ -37,6 +37,10 @@ class Clock:
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + self._offset
 
+    def precise(self) -> dt.datetime:
+        """The org's time to the microsecond (change events' commitTimestamp is in milliseconds)."""
+        return dt.datetime.now(dt.timezone.utc) + self._offset
+
     def advance(self, delta: dt.timedelta) -> None:
         self._offset += delta
 

@@ -28,6 +28,7 @@ from simple_salesforce import format_soql
 from sqlalchemy import Column, Integer, String, Table, Text, func, select, update
 from sqlalchemy.engine import Connection
 
+from connector.errors import ConnectorError
 from connector.pubsub import pubsub_api_pb2 as pb
 from connector.pubsub import pubsub_api_pb2_grpc as pb_grpc
 from connector.salesforce.client import SalesforceClient
@@ -249,7 +250,9 @@ class StreamingService:
                 info = stub.GetTopic(pb.TopicRequest(topic_name=topic_for(name)), metadata=self._metadata())
             except grpc.RpcError as exc:
                 if exc.code() not in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.PERMISSION_DENIED):
-                    raise
+                    self._channel.close()
+                    raise ConnectorError(f"the Pub/Sub API at {self.settings.pubsub_url} answered GetTopic "
+                                         f"{topic_for(name)} with {exc.code().name}: {exc.details()}") from None
                 info = None
             if info is None or not info.can_subscribe:
                 log.info("%s: Change Data Capture is not available for it; it keeps polling", name)
