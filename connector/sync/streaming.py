@@ -25,7 +25,7 @@ from typing import Any
 import fastavro
 import grpc
 from simple_salesforce import format_soql
-from sqlalchemy import Column, Integer, String, Table, Text, func, select, update
+from sqlalchemy import Column, Integer, String, Table, Text, select, update
 from sqlalchemy.engine import Connection
 
 from connector.errors import ConnectorError
@@ -219,7 +219,7 @@ class StreamingService:
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.PubSubStub | None = None
         self._run_id: int | None = None
-        self._change_mark = 0
+        self._seen_changes: set[tuple[int, Any]] = set()
         self._last_safety = time.monotonic()
         self.applied_batches = 0
         self.caught_up: set[str] = set()     # objects whose stream has had its catch-up poll
@@ -239,7 +239,8 @@ class StreamingService:
         schemas = self.sync.prepare()
         with self.sync.engine.begin() as conn:
             self.sync.meta.create_all(conn, tables=[self.positions], checkfirst=True)
-            self._change_mark = conn.execute(select(func.max(self.sync.state.changes.c.id))).scalar() or 0
+        # What the change log holds now is pushed by the first catch-up run; later entries as they come.
+        self._seen_changes = set(self._pending_changes())
         stub = self._connect()
         names = [n for n in self.sync.order(schemas) if self.wanted is None or n in self.wanted]
         for name in names:
@@ -442,17 +443,20 @@ class StreamingService:
             stream.last_applied_at = now
             stream.lag_seconds = round((now - stream.last_event_at).total_seconds(), 3)
 
-    def _push_if_changed(self) -> None:
-        """Local changes go out once they commit: a look at the change log (SQL, no API call)."""
+    def _pending_changes(self) -> dict[tuple[int, Any], str]:
         changes = self.sync.state.changes
         with self.sync.engine.connect() as conn:
-            mark = conn.execute(select(func.max(changes.c.id))).scalar() or 0
-            if mark <= self._change_mark:
-                return
-            names = [n for (n,) in conn.execute(select(changes.c.object_name).where(
-                changes.c.id > self._change_mark).distinct())]
-        self._change_mark = mark
-        wanted = [n for n in names if n in self.streams or n in self.polled]
+            return {(r.id, r.changed_at): r.object_name for r in conn.execute(
+                select(changes.c.id, changes.c.changed_at, changes.c.object_name))}
+
+    def _push_if_changed(self) -> None:
+        """Local changes go out once they commit: a look at the change log (SQL, no API call). An entry
+        is new when this look did not see it last time; ids alone would not do (SQLite gives a consumed
+        entry's id again, PostgreSQL commits ids out of order), so an entry is its id and its time."""
+        pending = self._pending_changes()
+        new = {key: name for key, name in pending.items() if key not in self._seen_changes}
+        self._seen_changes = set(pending)
+        wanted = [n for n in dict.fromkeys(new.values()) if n in self.streams or n in self.polled]
         if wanted:
             self._run(wanted, "stream-push")
 
