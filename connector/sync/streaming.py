@@ -220,6 +220,8 @@ class StreamingService:
         self._stub: pb_grpc.PubSubStub | None = None
         self._run_id: int | None = None
         self._seen_changes: set[tuple[int, Any]] = set()
+        self._broken: set[str] = set()       # objects whose items wait for their stream to restart
+        self._calls: dict[str, Any] = {}
         self._last_safety = time.monotonic()
         self.applied_batches = 0
         self.caught_up: set[str] = set()     # objects whose stream has had its catch-up poll
@@ -308,6 +310,7 @@ class StreamingService:
         stream = self.streams[name]
         while not self._stop.is_set():
             replay = self._stored(name)
+            self._broken.discard(name)
             asked: queue.Queue[pb.FetchRequest | None] = queue.Queue()
             if replay:
                 asked.put(pb.FetchRequest(topic_name=topic_for(name), replay_preset=pb.CUSTOM, replay_id=replay,
@@ -321,6 +324,7 @@ class StreamingService:
             call = None
             try:
                 call = self._stub.Subscribe(_requests(asked, self._stop), metadata=self._metadata())
+                self._calls[name] = call
                 stream.connected, stream.error = True, None
                 pending = FETCH_SIZE
                 for response in call:
@@ -333,7 +337,7 @@ class StreamingService:
                     if pending < FETCH_SIZE // 2:
                         asked.put(pb.FetchRequest(num_requested=FETCH_SIZE - pending))
                         pending = FETCH_SIZE
-                    if self._stop.is_set():
+                    if self._stop.is_set() or name in self._broken:
                         break
             except grpc.RpcError as exc:
                 stream.connected = False
@@ -412,36 +416,55 @@ class StreamingService:
         catch_up = list(dict.fromkeys(i.object_name for i in items if i.signal == _CATCH_UP))
         if catch_up:
             log.info("streaming: reading what may have been missed since the watermark: %s", ", ".join(catch_up))
-            self._run(catch_up, "stream-catch-up")
-            self.caught_up.update(catch_up)
+            try:
+                self._run(catch_up, "stream-catch-up")
+            except Exception as exc:    # e.g. another process holds the object: try again shortly
+                log.warning("streaming: the catch-up of %s failed (%s); trying again in 5 s", ", ".join(catch_up), exc)
+                for name in catch_up:
+                    threading.Timer(5.0, lambda n=name: self._queue.put(_Item(n, signal=_CATCH_UP))).start()
+            else:
+                self.caught_up.update(catch_up)
         by_object: dict[str, list[_Item]] = {}
         for item in items:
-            if item.event is not None or item.keepalive is not None:
+            if (item.event is not None or item.keepalive is not None) and item.object_name not in self._broken:
                 by_object.setdefault(item.object_name, []).append(item)
         schemas = self.sync.prepare()
         for name, group in by_object.items():
-            events = [i.event for i in group if i.event is not None]
-            keepalive = next((i.keepalive for i in reversed(group) if i.keepalive is not None), None)
-            stream = self.streams[name]
-            if not events:
-                if keepalive:
-                    with self.sync.engine.begin() as conn:
-                        self._write_position(conn, name, keepalive)
-                continue
-            source = StreamBatch(self.client, schemas[name], events, own_origin=self.settings.client_name)
-            with self.runner.holding([name]):
-                for batch in source.batches():
-                    self.sync.apply_change_batch(
-                        name, batch, self._run_id,
-                        lambda conn, position, n=name: position is not None and self._write_position(conn, n,
-                                                                                                     position))
-                    self.applied_batches += 1
-            now = dt.datetime.now(UTC)
-            stream.events += len(events)
-            stream.echoes += source.echoes
-            stream.last_event_at = dt.datetime.fromtimestamp(events[-1].commit_timestamp / 1000, UTC)
-            stream.last_applied_at = now
-            stream.lag_seconds = round((now - stream.last_event_at).total_seconds(), 3)
+            try:
+                self._apply_group(name, group, schemas)
+            except Exception:
+                # Nothing after the last committed replay id may be stored now: the object's items are
+                # dropped until its stream restarts from that id, which delivers them again.
+                log.exception("streaming: applying %s's changes failed; resubscribing from its last "
+                              "committed replay id", name)
+                self._broken.add(name)
+                call = self._calls.get(name)
+                if call is not None:
+                    call.cancel()
+
+    def _apply_group(self, name: str, group: list[_Item], schemas: dict[str, ObjectSchema]) -> None:
+        events = [i.event for i in group if i.event is not None]
+        keepalive = next((i.keepalive for i in reversed(group) if i.keepalive is not None), None)
+        stream = self.streams[name]
+        if not events:
+            if keepalive:
+                with self.sync.engine.begin() as conn:
+                    self._write_position(conn, name, keepalive)
+            return
+        source = StreamBatch(self.client, schemas[name], events, own_origin=self.settings.client_name)
+        with self.runner.holding([name]):
+            for batch in source.batches():
+                self.sync.apply_change_batch(
+                    name, batch, self._run_id,
+                    lambda conn, position, n=name: position is not None and self._write_position(conn, n,
+                                                                                                 position))
+                self.applied_batches += 1
+        now = dt.datetime.now(UTC)
+        stream.events += len(events)
+        stream.echoes += source.echoes
+        stream.last_event_at = dt.datetime.fromtimestamp(events[-1].commit_timestamp / 1000, UTC)
+        stream.last_applied_at = now
+        stream.lag_seconds = round((now - stream.last_event_at).total_seconds(), 3)
 
     def _pending_changes(self) -> dict[tuple[int, Any], str]:
         changes = self.sync.state.changes
@@ -455,10 +478,10 @@ class StreamingService:
         entry's id again, PostgreSQL commits ids out of order), so an entry is its id and its time."""
         pending = self._pending_changes()
         new = {key: name for key, name in pending.items() if key not in self._seen_changes}
-        self._seen_changes = set(pending)
         wanted = [n for n in dict.fromkeys(new.values()) if n in self.streams or n in self.polled]
         if wanted:
-            self._run(wanted, "stream-push")
+            self._run(wanted, "stream-push")   # if it raises, the entries stay new for the next look
+        self._seen_changes = set(pending)
 
     def _run(self, objects: list[str], trigger: str) -> None:
         report = self.runner.run(objects, trigger=trigger, wait=None)

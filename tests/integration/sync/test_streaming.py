@@ -158,6 +158,19 @@ def test_a_dropped_stream_resumes_from_its_replay_id(streaming, emulator):
     assert service.streams["Opportunity"].recoveries == 0
 
 
+def test_a_failed_apply_is_delivered_again_from_the_last_committed_replay_id(streaming, emulator):
+    service = streaming.start()
+    opp = _an(emulator)
+    # The read of the event's record is refused for good (not a passing error): the batch fails.
+    emulator.faults.fail_next(1, status=400, error_code="INVALID_FIELD", message="refused once", path="/query")
+    emulator.update("Opportunity", opp, {"Description": "after a failed apply"})
+    time.sleep(1.0)   # keepalives come meanwhile; none may move the position past the failed event
+    wait_for(lambda: streaming.local("Opportunity", opp)["description"] == "after a failed apply",
+             what="the event delivered again")
+    assert emulator.faults.injected["error"] == 1
+    assert service.streams["Opportunity"].reconnects >= 1
+
+
 def test_an_expired_replay_id_is_recovered_by_a_catch_up_that_loses_nothing(streaming, emulator, caplog):
     streaming.start()
     opp, acc = _an(emulator), _an(emulator, "Account")
