@@ -238,7 +238,7 @@ class ChangeEventBus:
             if tag != self._tag or seq > self._seq:
                 raise ReplayIdError("replay id unknown to this org")
             self._purge()
-            if seq <= self._purged_through:
+            if self._purged_through and seq <= self._purged_through:
                 raise ReplayIdError("replay id is outside the retention window")
         return seq
 

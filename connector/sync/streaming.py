@@ -224,7 +224,8 @@ class StreamingService:
         self._calls: dict[str, Any] = {}
         self._last_safety = time.monotonic()
         self.applied_batches = 0
-        self.caught_up: set[str] = set()     # objects whose stream has had its catch-up poll
+        # Objects whose stream resumed from a stored replay id or has had its catch-up poll.
+        self.caught_up: set[str] = set()
 
     # -- set-up -----------------------------------------------------------------------------
     def _connect(self) -> pb_grpc.PubSubStub:
@@ -241,8 +242,9 @@ class StreamingService:
         schemas = self.sync.prepare()
         with self.sync.engine.begin() as conn:
             self.sync.meta.create_all(conn, tables=[self.positions], checkfirst=True)
-        # What the change log holds now is pushed by the first catch-up run; later entries as they come.
-        self._seen_changes = set(self._pending_changes())
+        # Whatever the change log holds at start counts as new: the first look pushes it (a process
+        # stopped before pushing it, or killed, must not leave it to the safety poll).
+        self._seen_changes = set()
         stub = self._connect()
         names = [n for n in self.sync.order(schemas) if self.wanted is None or n in self.wanted]
         for name in names:
@@ -325,6 +327,8 @@ class StreamingService:
             try:
                 call = self._stub.Subscribe(_requests(asked, self._stop), metadata=self._metadata())
                 self._calls[name] = call
+                if replay:
+                    self.caught_up.add(name)    # resumed where it stopped: nothing to catch up
                 stream.connected, stream.error = True, None
                 pending = FETCH_SIZE
                 for response in call:
