@@ -211,6 +211,20 @@ def test_keepalive_carries_the_latest_replay_id(emulator, subscriber):
     assert idle.pending_num_requested == 4
 
 
+def test_a_keepalive_replay_id_from_before_any_event_resumes(emulator, subscriber):
+    emulator.pubsub.keepalive = 0.2
+    first = subscriber()
+    first.subscribe(pb.FetchRequest(topic_name=TOPIC, num_requested=5))
+    idle = first.next(timeout=3)
+    assert not idle.events and idle.latest_replay_id
+    rid = emulator.records("SELECT Id FROM Opportunity LIMIT 1")[0]["Id"]
+    emulator.update("Opportunity", rid, {"Description": "first event of the org"})
+    resumed = subscriber()
+    resumed.subscribe(pb.FetchRequest(topic_name=TOPIC, replay_preset=pb.CUSTOM, replay_id=idle.latest_replay_id,
+                                      num_requested=5))
+    assert [resumed.decode(e)["Description"] for e in resumed.events(1)] == ["first event of the org"]
+
+
 def test_replay_presets_and_custom_resume_after_the_given_id(emulator, subscriber):
     ids = [r["Id"] for r in emulator.records("SELECT Id FROM Opportunity LIMIT 3")]
     for i, rid in enumerate(ids):
