@@ -218,6 +218,7 @@ class StreamingService:
         self._threads: list[threading.Thread] = []
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.PubSubStub | None = None
+        self._event_decoder: EventDecoder | None = None
         self._run_id: int | None = None
         self._seen_changes: set[tuple[int, Any]] = set()
         self._broken: set[str] = set()       # objects whose items wait for their stream to restart
@@ -374,7 +375,7 @@ class StreamingService:
             backoff = min(backoff * 2, 30.0)
 
     def _decoder(self) -> EventDecoder:
-        if not hasattr(self, "_event_decoder"):
+        if self._event_decoder is None:
             self._event_decoder = EventDecoder(self._stub, self._metadata)
         return self._event_decoder
 
