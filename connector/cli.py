@@ -105,6 +105,51 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address the admin API list
 
 
 @app.command()
+def stream(
+    objects: Optional[list[str]] = typer.Option(None, "--object", "-o", help="Stream only this object (repeatable)."),
+    refresh: float = typer.Option(1.0, min=0.1, help="Seconds between redraws of the live view."),
+) -> None:
+    """Stream Salesforce changes (Change Data Capture over the Pub/Sub API) and push local changes as
+    they commit, in the foreground with a live view, until Ctrl-C. Objects the org cannot stream are
+    polled at the safety-poll interval."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    from connector.errors import ConnectorError
+    from connector.scheduler import SyncRunner
+    from connector.sync.streaming import StreamingService
+
+    connector = _connector()
+    try:
+        service = StreamingService(connector, SyncRunner(connector), objects=objects).start()
+    except ConnectorError as exc:
+        _fail(exc)
+
+    def view() -> Table:
+        table = Table(title=f"Streaming from {connector.settings.pubsub_url} (Ctrl-C stops)")
+        for column in ("object", "mode", "connected", "events", "echoes", "lag s", "recoveries", "reconnects"):
+            table.add_column(column, justify="left" if column in ("object", "mode") else "right")
+        for name, st in service.status().items():
+            table.add_row(name, st["mode"], "yes" if st.get("connected") else "-", str(st.get("events", "")),
+                          str(st.get("echoes", "")), str(st.get("lag_seconds") or ""), str(st.get("recoveries", "")),
+                          str(st.get("reconnects", "")))
+        return table
+
+    try:
+        with Live(view(), console=Console(), refresh_per_second=max(1, int(1 / refresh))) as live:
+            while True:
+                time.sleep(refresh)
+                live.update(view())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+
+
+@app.command()
 def check() -> None:
     """Check the installation: login, identity, API usage, mapped objects and permissions, database,
     pending schema drift. Exit status 1 when a check fails."""

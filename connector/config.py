@@ -81,6 +81,21 @@ class Settings(BaseSettings):
                                      "registration; the partner sees the deadline.")
     partner_cookie_secure: bool = Field(True, description="Send the partner session cookie over HTTPS only (browsers "
                                         "treat http://localhost as secure). Turn off only behind plain HTTP in a lab.")
+    client_name: str = Field("cosell-connector", pattern=r"^[A-Za-z0-9_.-]{1,40}$",
+                             description="Client id sent as `Sforce-Call-Options: client=<id>` on every API call; "
+                             "change events of the connector's own writes carry it in changeOrigin, so they do not "
+                             "echo back.")
+    stream: bool = Field(True, description="`cosell serve` streams Salesforce changes (Change Data Capture over the "
+                         "Pub/Sub API) for the objects the org offers it for; the others keep polling.")
+    pubsub_url: str = Field("api.pubsub.salesforce.com:7443", description="host:port of the Pub/Sub API (gRPC over "
+                            "TLS, verified against COSELL_CA_CERT or the system store; the emulator's pubsub_url).")
+    stream_safety_poll: float = Field(3600.0, ge=60, description="Seconds between the safety polls of streamed "
+                                      "objects (a slow poll that catches anything a stream could not say).")
+    stream_push_interval: float = Field(0.2, gt=0, le=60, description="Seconds between checks of the local change "
+                                        "log while streaming (SQL only, no API call when nothing changed); a "
+                                        "change is pushed at most this long after it commits.")
+    stream_batch_wait: float = Field(0.05, ge=0, le=10, description="Seconds events are gathered before their "
+                                     "records are read and applied, so a burst costs one query, not one per event.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
     admin_session_hours: float = Field(8.0, gt=0, le=24 * 30, description="How long an admin console sign-in "

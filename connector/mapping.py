@@ -63,6 +63,8 @@ BUILTIN_POLICIES: tuple[str, ...] = get_args(BuiltinPolicy)
 # A read_only object takes every value from Salesforce, so this is the only policy that means anything there.
 READ_ONLY_POLICY: BuiltinPolicy = "salesforce_wins"
 
+SyncMode = Literal["stream", "poll"]
+SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
 MIN_POLL_INTERVAL = 10  # below this an idle poll of a few dozen objects eats the daily API allowance
 MAX_POLL_INTERVAL = 86_400  # above a day the getDeleted window (12 h for territory associations) is lost anyway
 DEFAULT_POLL_INTERVAL = 300
@@ -272,6 +274,9 @@ class ObjectMapping(_Model):
                     "{StageName: salesforce_wins}. The fields must be synced (see fields).")
     poll_interval: PollInterval = Field(DEFAULT_POLL_INTERVAL, json_schema_extra=_inherited,
                                         description=_POLL_DOC + " Default: defaults.poll_interval.")
+    mode: SyncMode = Field("stream", description="stream: Salesforce changes arrive by Change Data Capture when "
+                           "the org offers it for this object (COSELL_STREAM on), with a slow safety poll; "
+                           "poll: always polled at poll_interval.")
 
     _name: str = PrivateAttr("")
 

@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Column, MetaData, String, Table, and_, delete, select, text, update
@@ -267,6 +268,17 @@ class SyncRunner:
         owner = self._lock_for_run(objects, -1 if wait is None else wait)
         return self._run_held(objects, full, trigger, owner)
 
+    @contextmanager
+    def holding(self, objects: list[str], *, wait: float | None = None) -> Iterator[str]:
+        """The locks of `objects` for work smaller than a run (a batch of streamed changes), taken and
+        let go the way a run takes them."""
+        owner = self._lock_for_run(objects, -1 if wait is None else wait)
+        try:
+            yield owner
+        finally:
+            self.lock.release(objects, owner)
+            self.mutex.release()
+
     def _lock_for_run(self, objects: list[str] | None, wait: float) -> str:
         """This process's mutex, then the database lock; the mutex is let go if the database says no."""
         if not self.mutex.acquire(timeout=wait):
@@ -408,6 +420,8 @@ class SyncScheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         self.runner = runner
+        # Objects a StreamingService streams: their changes arrive as they happen, so no interval job.
+        self.streamed: set[str] = set()
         sync = runner.connector.sync
         self.key = f"{runner.connector.engine.url.render_as_string(hide_password=True)}|{sync.schema}|{sync.prefix}"
         self.jobstore = SQLAlchemyJobStore(engine=runner.connector.engine,
@@ -430,7 +444,8 @@ class SyncScheduler:
         next run time), replace a changed one, drop the jobs of objects no longer mapped."""
         from apscheduler.triggers.interval import IntervalTrigger
 
-        wanted = {JOB_PREFIX + name: om.poll_interval for name, om in self.runner.connector.mapping.objects.items()}
+        wanted = {JOB_PREFIX + name: om.poll_interval for name, om in self.runner.connector.mapping.objects.items()
+                  if name not in self.streamed}
         for job in self.scheduler.get_jobs():
             if job.id not in wanted:
                 job.remove()

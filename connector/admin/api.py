@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from connector import partners
+from connector.errors import ConnectorError
 from connector.admin import console
 from connector.admin.actions import AdminActions, AdminError
 from connector.admin.alerts import AlertService
@@ -47,16 +48,17 @@ def _swagger_assets() -> str:
 
 
 def create_app(connector, token: str, *, runner: SyncRunner | None = None, scheduler=None,
-               alerts: AlertService | None = None) -> FastAPI:
+               alerts: AlertService | None = None, streaming=None) -> FastAPI:
     """The admin app over a `connector.bootstrap.Connector`. `scheduler` (a SyncScheduler), when
-    given, is started with the app and stopped with it (waiting for a run in progress); so is the
-    alert watcher (`alerts`, or one built from the settings when webhooks are configured)."""
+    given, is started with the app and stopped with it (waiting for a run in progress); so are the
+    alert watcher (`alerts`, or one built from the settings when webhooks are configured) and
+    `streaming` (a StreamingService), started first so the objects it streams are not also polled."""
     if not token or len(token) < 16:
         raise ValueError("the admin token must be at least 16 characters")
     expected = token.encode()
     runner = runner or (scheduler.runner if scheduler is not None else SyncRunner(connector))
     sync = connector.sync
-    queries = AdminQueries(connector, runner, scheduler)
+    queries = AdminQueries(connector, runner, scheduler, streaming)
     if alerts is None and connector.settings.webhooks:
         alerts = AlertService.from_settings(connector, queries)
 
@@ -67,11 +69,21 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
             add_missing_columns(conn, sync.state.conflicts)   # resolved_by, resolution_comment
         if alerts is not None:
             alerts.start()
+        if streaming is not None:
+            try:
+                streaming.start()
+            except ConnectorError as exc:
+                log.warning("streaming is off, every object polls: %s", exc)
+            else:
+                if scheduler is not None:
+                    scheduler.streamed = set(streaming.streams)
         if scheduler is not None:
             scheduler.start()
         try:
             yield
         finally:
+            if streaming is not None:
+                streaming.stop()
             if scheduler is not None:
                 scheduler.shutdown(wait=True)
             runner.join()

@@ -75,6 +75,10 @@ class ObjectStatus(BaseModel):
     open_conflicts: int = Field(0, description="This object's conflicts held for an admin, not yet resolved.")
     records: int | None = Field(None, description="Rows in the local table (the console's view; null here).")
     last_counts: ObjectCounts | None = Field(None, description="What the last run that covered it did.")
+    mode: str = Field("poll", description="stream (Change Data Capture, with a slow safety poll) or poll.")
+    stream_lag_seconds: float | None = Field(None, description="Streamed objects: seconds from the last "
+                                             "change event applied to now.")
+    replay_id: str | None = Field(None, description="Streamed objects: where the stream resumes (base64).")
 
 
 class Status(BaseModel):

@@ -30,6 +30,7 @@ class AdminQueries:
     connector: Any               # connector.bootstrap.Connector
     runner: Any = None           # connector.scheduler.SyncRunner: the run in progress here
     scheduler: Any = None        # connector.scheduler.SyncScheduler: next polls, when scheduled
+    streaming: Any = None        # connector.sync.streaming.StreamingService, when objects are streamed
 
     @property
     def _st(self):
@@ -63,6 +64,7 @@ class AdminQueries:
             for name in json.loads(r.counts) if r.counts else ():   # a run in progress has no counts yet
                 last.setdefault(name, r)
         nexts = self.scheduler.next_runs() if self.scheduler is not None else {}
+        streams = self.streaming.status() if self.streaming is not None else {}
         objects = []
         for name, om in self.connector.mapping.objects.items():
             run = last.get(name)
@@ -76,7 +78,10 @@ class AdminQueries:
                 next_run_at=nexts.get(name), conflict_policy=om.conflict_policy,
                 lag_seconds=max(0.0, (now - mark).total_seconds()) if mark else None,
                 open_conflicts=conflicts.get(name, 0), records=rows.get(name),
-                last_counts=ObjectCountsOut(**counts) if counts else None))
+                last_counts=ObjectCountsOut(**counts) if counts else None,
+                mode=streams.get(name, {}).get("mode", "poll"),
+                stream_lag_seconds=streams.get(name, {}).get("lag_seconds"),
+                replay_id=streams.get(name, {}).get("replay_id")))
         return Status(objects=objects, open_conflicts=sum(conflicts.values()), api_usage=self.api_usage(),
                       running=self.runner.current if self.runner is not None else None)
 

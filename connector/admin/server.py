@@ -96,7 +96,11 @@ def serve(host: str, port: int) -> None:
                                  "settings: `docker run --rm -v cosell-data:/data ... cosell-connector mirror`)")
     connector.sync.prepare()
     scheduler = SyncScheduler(SyncRunner(connector))
-    api = create_app(connector, token, scheduler=scheduler)
+    streaming = None
+    if settings.stream:
+        from connector.sync.streaming import StreamingService
+        streaming = StreamingService(connector, scheduler.runner)
+    api = create_app(connector, token, scheduler=scheduler, streaming=streaming)
     app = guarded(api, token, settings)
     config = uvicorn.Config(app, host=host, port=port, proxy_headers=False, server_header=False,
                             log_config=None,   # uvicorn's loggers go through logs.configure's handler

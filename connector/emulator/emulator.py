@@ -17,7 +17,9 @@ from typing import Any
 from connector.emulator import tls
 from connector.emulator.api import OrgApi, Response
 from connector.emulator.auth import Authenticator, ConnectedApp, OAuthError
+from connector.emulator.cdc import ChangeEventBus
 from connector.emulator.orgdef import FieldDef, ObjectDef, OrgDef, load_org
+from connector.emulator.pubsub import PubSubService, start_pubsub
 from connector.emulator.server import CallCounter, FaultInjector, start_server
 from connector.emulator.soql import compile_query
 from connector.emulator.store import Clock, Store
@@ -51,6 +53,11 @@ class Emulator:
         else:
             self.generated = {}
         self.clock.advance(SEEDED_BEFORE_START)
+        # Change Data Capture starts with the org's clock: the seeded data predates any subscriber.
+        self.cdc = ChangeEventBus(self.store, self.clock)
+        self.pubsub = PubSubService(self, self.cdc)
+        self._pubsub_server = None
+        self._pubsub_port = 0
         self.calls = CallCounter()
         self.faults = FaultInjector()
         self.latency = latency
@@ -79,9 +86,14 @@ class Emulator:
             cert = tls.server_certificate(self.state_dir)
             self.ca_cert = str(cert.ca_cert_path)     # clients trust the CA; the server offers the leaf
             self._server, self._thread = start_server(self, self._port, str(cert.cert_path), str(cert.key_path))
+            self._pubsub_server, self._pubsub_port = start_pubsub(self, self.pubsub, str(cert.cert_path),
+                                                                  str(cert.key_path))
         return self
 
     def stop(self) -> None:
+        if self._pubsub_server is not None:
+            self._pubsub_server.stop(0)
+            self._pubsub_server = None
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -110,6 +122,13 @@ class Emulator:
         return self.instance_url
 
     @property
+    def pubsub_url(self) -> str:
+        """host:port of the Pub/Sub API (gRPC over TLS with the same certificate as HTTPS)."""
+        if self._pubsub_server is None:
+            raise RuntimeError("the emulator is not started")
+        return f"127.0.0.1:{self._pubsub_port}"
+
+    @property
     def private_key(self) -> str:
         return str(self._app_keys.key_path)
 
@@ -134,7 +153,8 @@ class Emulator:
                 "username": self.username, "consumer_key": self.consumer_key,
                 "private_key": self.private_key, "refresh_token": self.new_refresh_token(),
                 "consumer_secret": self.consumer_secret, "password": self.password,
-                "api_version": self.org.api_version, "organization_id": self.org.organization_id}
+                "api_version": self.org.api_version, "organization_id": self.org.organization_id,
+                "pubsub_url": self.pubsub_url}
 
     def token_endpoint(self, body: bytes) -> Response:
         audiences = (self.login_url, "https://login.salesforce.com", "https://test.salesforce.com")
@@ -161,6 +181,15 @@ class Emulator:
         """Make the next `n` records of collection writes fail one by one with `code`, unapplied, while
         the call itself answers 200 (the way a busy org refuses single records of a batch)."""
         self.api.record_faults.extend([(code, message)] * n)
+
+    def emit_gap(self, object_name: str, record_ids: list[str], change_type: str = "GAP_UPDATE") -> None:
+        """Send a header-only GAP_* change event for these records, as Salesforce does when it cannot
+        make the real one."""
+        self.cdc.gap(object_name, record_ids, change_type)
+
+    def emit_overflow(self, object_name: str) -> None:
+        """Send a GAP_OVERFLOW change event for the object (a transaction too large to describe)."""
+        self.cdc.overflow(object_name)
 
     def expire_sessions(self) -> int:
         return self.auth.expire_all()

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from connector.emulator import cdc
 from connector.emulator.api import SUPPORTED_VERSIONS, VERSION_LABELS, Request, Response, error
 from connector.emulator.values import http_date
 
@@ -245,7 +246,12 @@ class _Handler(BaseHTTPRequestHandler):
                 resp.headers["Sforce-Limit-Info"] = f"api-usage={api.api_used}/{api.daily_limit}"
                 return kind, resp
             api.api_used += cost
-        response = api.handle(req)
+        # Saves made by this call carry its client id into their change events (`changeOrigin`).
+        origin = cdc.call_origin.set(cdc.origin_of(headers.get("sforce-call-options"), version))
+        try:
+            response = api.handle(req)
+        finally:
+            cdc.call_origin.reset(origin)
         response.headers["Sforce-Limit-Info"] = f"api-usage={api.api_used}/{api.daily_limit}"
         return kind, response
 

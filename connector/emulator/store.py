@@ -13,7 +13,7 @@ import datetime as dt
 import re
 import itertools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,6 +36,10 @@ class Clock:
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + self._offset
+
+    def precise(self) -> dt.datetime:
+        """The org's time to the microsecond (change events' commitTimestamp is in milliseconds)."""
+        return dt.datetime.now(dt.timezone.utc) + self._offset
 
     def advance(self, delta: dt.timedelta) -> None:
         self._offset += delta
@@ -68,6 +72,17 @@ def _err(code: str, message: str, fields: list[str] | None = None, status: int =
     return RecordError([SaveError(code, message, fields or [])], status)
 
 
+@dataclass(frozen=True)
+class RecordChange:
+    """One save as Change Data Capture sees it once its unit commits: the fields it changed with
+    their new values (the whole record for a create or an undelete, nothing for a delete)."""
+
+    object_name: str
+    change_type: str  # CREATE, UPDATE, DELETE, UNDELETE
+    record_id: str
+    values: dict[str, Any]
+
+
 @dataclass
 class DeletedEntry:
     id: str
@@ -83,6 +98,7 @@ class Transaction:
         self.log_lengths = {name: len(log) for name, log in store._deleted_log.items()}
         self.autonumber = dict(store._autonumber)
         self.rolled_back = False
+        self.changes: list[RecordChange] = []
 
     def remember(self, object_name: str, record_id: str) -> None:
         key = (object_name, record_id)
@@ -110,12 +126,14 @@ class Transaction:
         for object_name, _ in self.saved:
             store._territory_inputs_changed(object_name, None)
         self.saved.clear()
+        self.changes.clear()
         self.rolled_back = True
 
     def merge_into_parent(self) -> None:
         if self.parent is not None:
             for key, image in self.saved.items():
                 self.parent.saved.setdefault(key, image)
+            self.parent.changes.extend(self.changes)
 
 
 class Store:
@@ -139,6 +157,9 @@ class Store:
         self.global_modified = started
         self.current_user_id: str | None = None
         self._tx: Transaction | None = None
+        # Called with the changes of each committed unit, in commit order, under the store's lock
+        # (the Pub/Sub side turns them into change events).
+        self.change_listeners: list[Callable[[list[RecordChange]], None]] = []
         self._job_ids = itertools.count(1)
         # Territory assignment runs on every Account save, so its inputs are cached and the
         # rule-made associations are indexed by account instead of scanned.
@@ -171,10 +192,23 @@ class Store:
                 self._tx = tx.parent
             if not tx.rolled_back:
                 tx.merge_into_parent()
+                if tx.parent is None and tx.changes:
+                    self._committed(tx.changes)
 
     def _remember(self, object_name: str, record_id: str) -> None:
         if self._tx is not None:
             self._tx.remember(object_name, record_id)
+
+    def _changed(self, obj: ObjectDef, change_type: str, record: dict[str, Any], values: dict[str, Any]) -> None:
+        change = RecordChange(obj.name, change_type, record["Id"], dict(values))
+        if self._tx is not None:
+            self._tx.changes.append(change)
+        else:
+            self._committed([change])
+
+    def _committed(self, changes: list[RecordChange]) -> None:
+        for listener in self.change_listeners:
+            listener(changes)
 
     def new_job_id(self) -> str:
         return ids.make_id("750", next(self._job_ids))
@@ -270,6 +304,7 @@ class Store:
             self._stamp(obj, record, now, creating=True)
             self._store(obj, record)
             self._after_save(obj, record)
+            self._changed(obj, "CREATE", record, record)
             return record["Id"]
 
     def update(self, object_name: str, record_id: str, values: dict[str, Any], *,
@@ -290,11 +325,13 @@ class Store:
             self._unindex(obj, current)
             if obj.name == "ObjectTerritory2Association":
                 self._assoc_index = None
+            before = dict(current)
             current.update(changes)
             self._stamp(obj, current, self.now_wire(), creating=False)
             self._index(obj, current)
             self._territory_inputs_changed(obj.name, current)
             self._after_save(obj, current)
+            self._changed(obj, "UPDATE", current, {k: v for k, v in current.items() if before.get(k) != v})
 
     def upsert(self, object_name: str, field_name: str, value: Any, values: dict[str, Any]) -> tuple[str, bool]:
         """Insert or update by external ID; (Id, created). More than one match is a 300."""
@@ -339,6 +376,7 @@ class Store:
             del self._records[obj.name][record["Id"]]
         self._territory_inputs_changed(obj.name, record)
         self._deleted_log[obj.name].append(DeletedEntry(record["Id"], when))
+        self._changed(obj, "DELETE", record, {})
         if obj.name == "Account":
             self._drop_territory_associations(record["Id"])
 
@@ -354,6 +392,7 @@ class Store:
             self._stamp(obj, record, self.now_wire(), creating=False)
             self._deleted_log[obj.name] = [e for e in self._deleted_log[obj.name] if e.id != record["Id"]]
             self._index(obj, record)
+            self._changed(obj, "UNDELETE", record, record)
 
     def _cascade_children(self, obj: ObjectDef) -> Iterator[tuple[ObjectDef, FieldDef]]:
         for child in self.org.objects:

@@ -111,9 +111,12 @@ class SalesforceClient:
         self._sf: Salesforce | None = None
         self._sleep = sleep
         self.identity_url: str | None = None
+        self._tenant: str | None = None
         # The org's clock as seen in response Date headers; read windows are bounded by it.
         self.server_offset = dt.timedelta(0)
         self.session.hooks["response"].append(self._remember_server_time)
+        # Change events of the connector's own writes carry this in changeOrigin (so they do not echo).
+        self.session.headers["Sforce-Call-Options"] = f"client={settings.client_name}"
 
     def _remember_server_time(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         stamp = response.headers.get("Date")
@@ -185,6 +188,15 @@ class SalesforceClient:
     @property
     def sf(self) -> Salesforce:
         return self._sf or self.login()
+
+    def pubsub_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The three metadata entries of a Pub/Sub API call for the current session (the org id is
+        read from the identity service once per process)."""
+        sf = self.sf
+        if self._tenant is None:
+            self._tenant = self.identity()["organization_id"]
+        return (("accesstoken", sf.session_id), ("instanceurl", f"https://{sf.sf_instance}"),
+                ("tenantid", self._tenant))
 
     # -- the call wrapper -------------------------------------------------------------------
     def call(self, operation: Callable[[Salesforce], T], *, what: str = "call") -> T:
