@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from connector.salesforce.ids import is_valid, to18
 from connector.admin.models import Accepted, ConflictOut, Mode, Take, decode
 from connector.admin.queries import AdminQueries
 from connector.scheduler import LockBusy
@@ -129,7 +130,7 @@ class AdminActions:
             chosen = sorted({mapped[o.lower()] for o in objects})
         elif records is not None:
             located = self.locate(records)
-            missing = [r for r in records if r not in located]
+            missing = [r for r in records if _id18(r) not in located]
             if missing or not records:
                 raise AdminError(422, f"not found locally: {', '.join(missing) or '(none given)'}")
             chosen = sorted({name for name, _ in located.values()})
@@ -145,14 +146,15 @@ class AdminActions:
         return Accepted(run_id=ticket.run_id, trigger=ticket.trigger, error=ticket.error)
 
     def locate(self, record_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """Salesforce Id -> (object, local row UUID), through the mirrored tables."""
+        """Salesforce Id (18 characters; a 15-character one is read as its 18-character form, as
+        Salesforce does) -> (object, local row UUID), through the mirrored tables."""
         schemas = self.connector.mirror.schemas()
         tables = self.sync.tables(schemas)
         found: dict[str, tuple[str, str]] = {}
         by_prefix: dict[str, list[str]] = {}
         for r in record_ids:
-            if isinstance(r, str) and len(r) in (15, 18):
-                by_prefix.setdefault(r[:3], []).append(r)
+            if is_valid(r):
+                by_prefix.setdefault(r[:3], []).append(to18(r))
         with self.connector.engine.connect() as conn:
             for name, obj in schemas.items():
                 ids = by_prefix.get(obj.key_prefix or "", [])
@@ -162,3 +164,7 @@ class AdminActions:
                 for sfid, row_uuid in conn.execute(select(t.c.sfid, t.c._uuid).where(t.c.sfid.in_(ids))):
                     found[sfid] = (name, row_uuid)
         return found
+
+
+def _id18(value: object) -> object:
+    return to18(value) if is_valid(value) else value

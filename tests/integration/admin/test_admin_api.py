@@ -182,6 +182,18 @@ def test_resync_of_records_sends_them_again(admin):
     assert bad.status_code == 422 and "006000000000000AAA" in bad.json()["detail"]
 
 
+def test_resync_takes_a_record_by_its_15_character_id_as_salesforce_does(admin):
+    row = admin.rows("Opportunity")[0]
+    admin.org.advance_clock(seconds=1)
+    answer = admin.http.post("/resync", headers=AUTH, json={"records": [row["sfid"][:15]]})
+    assert answer.status_code == 202, answer.text
+    admin.wait()
+    run = admin.http.get(f"/runs/{answer.json()['run_id']}", headers=AUTH).json()
+    assert run["status"] == "succeeded" and list(run["objects"]) == ["Opportunity"]
+    wrong_case = row["sfid"][:15].swapcase()   # a 15-character Id is case-sensitive: another record
+    assert admin.http.post("/resync", headers=AUTH, json={"records": [wrong_case]}).status_code == 422
+
+
 def test_resync_refuses_unknown_objects_and_a_held_lock(admin):
     runs_before = admin.count(admin.sync.state.runs)
     assert admin.http.post("/resync", headers=AUTH, json={"objects": ["Nope__c"]}).status_code == 422
