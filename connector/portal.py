@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from connector.cosell.channel import ChannelConflict, detect_channel_conflicts
 from connector.cosell.registration import IllegalTransition, Registration, transition
 from connector.cosell.roles import ATTRIBUTIONS, SPLIT_TYPES, RoleSet, UnknownRole
-from connector.cosell.splits import Participant, check_splits
+from connector.cosell.splits import Participant, check_splits, validate_splits
 
 
 class PortalError(ValueError):
@@ -108,6 +108,9 @@ class Portal:
             else:
                 opp_uuid = self._row(conn, "Opportunity", opportunity)["_uuid"]
             opp_row = self._row(conn, "Opportunity", opp_uuid)
+            if opportunity is not None:
+                self._check_newcomer(conn, opp_row, Participant(
+                    "(new)", opp_uuid, partner_row["_uuid"], role, attribution))
             conflicts = self._channel_conflicts(conn, opp_row, partner_row, customer_row, direct_owned_accounts)
             registration = self._insert(conn, "Deal_Registration__c", {
                 "status__c": "Draft", "registered_amount__c": amount, "program__c": program,
@@ -161,10 +164,40 @@ class Portal:
         with self.engine.begin() as conn:
             opp_row = self._row(conn, "Opportunity", opportunity)
             partner_row = self._row(conn, "Account", partner)
+            self._check_newcomer(conn, opp_row, Participant(
+                "(new)", opp_row["_uuid"], partner_row["_uuid"], role, attribution, split_type, split_percent))
             return self._insert(conn, "Co_Sell_Participant__c", {
                 "role__c": role, "attribution__c": attribution, "split_type__c": split_type,
                 "split_percent__c": split_percent, **self._ref(opp_row, "opportunity__c"),
                 **self._ref(partner_row, "partner_account__c")})
+
+    def _participants(self, conn: Connection, opp_row: dict[str, Any]) -> list[dict[str, Any]]:
+        table = self.tables["Co_Sell_Participant__c"]
+        keys = {k for k in (opp_row.get("sfid"), opp_row["_uuid"]) if k}
+        return [dict(r) for r in conn.execute(select(table).where(or_(
+            table.c.opportunity__c.in_(keys), table.c._opportunity__c_uuid.in_(keys)))).mappings().all()]
+
+    def _check_newcomer(self, conn: Connection, opp_row: dict[str, Any], newcomer: Participant) -> None:
+        """Refuse a participant the sync would have to park: a second Sourced party, or a revenue split that
+        leaves the opportunity's revenue splits off 100 (set every split at once with set_splits instead).
+        Checked before anything is written, so the participant already there is never parked for it."""
+        rows = self._participants(conn, opp_row)
+        present = [Participant(r["_uuid"], opp_row["_uuid"], r["partner_account__c"] or r["_partner_account__c_uuid"],
+                               r["role__c"], r["attribution__c"], r["split_type__c"], r["split_percent__c"])
+                   for r in rows]
+        problems = [p for p in validate_splits([*present, newcomer]) if "(new)" in p.participant_keys]
+        if not problems:
+            return
+        sourced = next((p for p in problems if p.kind == "multiple_sourced"), None)
+        if sourced is not None:
+            holder = next(r for r in rows if r["attribution__c"] == "Sourced")
+            raise PortalError(
+                f"opportunity {opp_row.get('sfid') or opp_row['_uuid']} is already Sourced by participant "
+                f"{holder.get('sfid') or holder['_uuid']} (partner {holder['partner_account__c'] or holder['_partner_account__c_uuid']}); "
+                "one party sources a deal: add this partner as Influenced or Delivered")
+        raise PortalError("; ".join(p.message.replace("(new)", "the new participant") for p in problems)
+                          + ("; to change several splits at once use set_splits"
+                             if any(p.kind == "revenue_total" for p in problems) else ""))
 
     def set_splits(self, opportunity: str, splits: dict[str, tuple[str, Decimal]]) -> None:
         """Set (split type, percent) of the given participants at once; the opportunity's revenue
@@ -172,9 +205,7 @@ class Portal:
         table = self.tables["Co_Sell_Participant__c"]
         with self.engine.begin() as conn:
             opp_row = self._row(conn, "Opportunity", opportunity)
-            keys = {k for k in (opp_row.get("sfid"), opp_row["_uuid"]) if k}
-            rows = conn.execute(select(table).where(or_(table.c.opportunity__c.in_(keys),
-                                                        table.c._opportunity__c_uuid.in_(keys)))).mappings().all()
+            rows = self._participants(conn, opp_row)
             by_key = {r["_uuid"]: dict(r) for r in rows}
             by_key.update({r["sfid"]: by_key[r["_uuid"]] for r in rows if r["sfid"]})
             unknown = [k for k in splits if k not in by_key]

@@ -9,6 +9,7 @@ sibling rows they need and answers the engine's push guards."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Table, or_, select
@@ -26,10 +27,16 @@ OPPORTUNITY = "Opportunity"
 
 def split_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                 base: dict[str, Any] | None) -> PushDecision:
+    """A participant of an opportunity whose registration is under review: its compensation fields (split,
+    attribution) wait like the registration's own locked fields. Otherwise its splits must follow the rules;
+    a row is parked only for a rule its own change broke, so a second Sourced participant added in the
+    portal parks the newcomer, never the participant that was Sourced before."""
     table = tables[PARTICIPANT]
     opportunity, opportunity_uuid = row.get("opportunity__c"), row.get("_opportunity__c_uuid")
     if opportunity is None and opportunity_uuid is None:
         return PushDecision()
+    if _registration_in_review(conn, tables, opportunity, opportunity_uuid, agreed=True):
+        return PushDecision(hold=LOCKED_FIELDS[PARTICIPANT])
     same = []
     if opportunity is not None:
         same.append(table.c.opportunity__c == opportunity)
@@ -41,11 +48,36 @@ def split_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], r
                                 role=r.get("role__c"), attribution=r.get("attribution__c"),
                                 split_type=r.get("split_type__c"), split_percent=r.get("split_percent__c"))
                     for r in siblings]
-    problems = [p for p in validate_splits(participants) if row["_uuid"] in p.participant_keys
-                or p.kind == "revenue_total"]
+    newly_sourced = row.get("attribution__c") == "Sourced" and (base or {}).get("Attribution__c") != "Sourced"
+    problems = [p for p in validate_splits(participants)
+                if p.kind == "revenue_total"
+                or (row["_uuid"] in p.participant_keys and (p.kind != "multiple_sourced" or newly_sourced))]
     if not problems:
         return PushDecision()
     return PushDecision(park="; ".join(p.message for p in problems), code="SPLIT_RULE_BROKEN", retry=True)
+
+
+def _registration_in_review(conn: Connection, tables: dict[str, Table], opportunity: str | None,
+                            opportunity_uuid: str | None, *, agreed: bool = False) -> bool:
+    """Whether a registration of the opportunity is Submitted or Under Review: by its local status, or with
+    `agreed` by the status Salesforce last agreed on (its base), the review the vendor is actually running.
+    A split set in the portal before the partner submitted is part of what was submitted, not an edit made
+    during the review: participants are pushed before registrations (both are children of the opportunity,
+    in mapping order), so they go out before the submission makes the base Submitted."""
+    registrations = tables.get(REGISTRATION)
+    if registrations is None:
+        return False
+    same = []
+    if opportunity is not None:
+        same.append(registrations.c.opportunity__c == opportunity)
+    if opportunity_uuid is not None and "_opportunity__c_uuid" in registrations.c:
+        same.append(registrations.c._opportunity__c_uuid == opportunity_uuid)
+    reviewing = [str(s) for s in IN_REVIEW_STATUSES]
+    if not agreed:
+        return conn.execute(select(registrations.c._uuid).where(
+            or_(*same), registrations.c.status__c.in_(reviewing)).limit(1)).first() is not None
+    bases = conn.execute(select(registrations.c._base).where(or_(*same), registrations.c._base.is_not(None))).scalars()
+    return any(json.loads(raw).get("Status__c") in reviewing for raw in bases)
 
 
 def registration_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
@@ -89,13 +121,9 @@ def registration_status_from_salesforce(obj: ObjectSchema, base: dict[str, Any] 
 def opportunity_lock_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                            base: dict[str, Any] | None) -> PushDecision:
     """An opportunity with a registration under review: its registered fields wait."""
-    registrations = tables.get(REGISTRATION)
-    if base is None or registrations is None or row.get("sfid") is None:
+    if base is None or row.get("sfid") is None:
         return PushDecision()
-    in_review = conn.execute(select(registrations.c.sfid).where(
-        registrations.c.opportunity__c == row["sfid"],
-        registrations.c.status__c.in_([str(s) for s in IN_REVIEW_STATUSES])).limit(1)).first()
-    if in_review is not None:
+    if _registration_in_review(conn, tables, row["sfid"], row["_uuid"]):
         return PushDecision(hold=LOCKED_FIELDS[OPPORTUNITY])
     return PushDecision()
 
