@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.cosell.channel import ChannelConflict, detect_channel_conflicts
-from connector.cosell.registration import IllegalTransition, Registration, transition
+from connector.channel_conflicts import ChannelConflictRegister
+from connector.cosell.channel import ChannelConflict, DirectOwnership
+from connector.cosell.registration import IllegalTransition, transition
 from connector.cosell.roles import ATTRIBUTIONS, SPLIT_TYPES, RoleSet, UnknownRole
 from connector.cosell.splits import Participant, check_splits, validate_splits
 
@@ -38,15 +39,27 @@ class RegisteredDeal:
 class Portal:
     """Co-sell actions on the mirrored tables; `tables` are those the sync engine uses."""
 
-    def __init__(self, engine: Engine, tables: dict[str, Table], roles: RoleSet | None = None) -> None:
+    def __init__(self, engine: Engine, tables: dict[str, Table], roles: RoleSet | None = None, *,
+                 schema: str | None = None, prefix: str = "", ownership: DirectOwnership | None = None,
+                 flag_conflicts: bool = True) -> None:
         self.engine, self.tables = engine, tables
         for name in ("Account", "Opportunity", "Co_Sell_Participant__c", "Deal_Registration__c"):
             if name not in tables:
                 raise PortalError(f"{name} is not mirrored: map it read_write and run `cosell mirror`")
         self.roles = roles or RoleSet.builtin()
+        self._register_options = dict(schema=schema, prefix=prefix, ownership=ownership, flag=flag_conflicts)
+        self._register: ChannelConflictRegister | None = None
+
+    @property
+    def conflicts(self) -> ChannelConflictRegister:
+        """The channel-conflict register, made (with its table) on first use, so read-only use writes nothing."""
+        if self._register is None:
+            self._register = ChannelConflictRegister(self.engine, self.tables, **self._register_options)
+        return self._register
 
     @classmethod
-    def for_sync(cls, sync: Any, *, install_capture: bool = True) -> Portal:
+    def for_sync(cls, sync: Any, *, install_capture: bool = True, ownership: DirectOwnership | None = None,
+                 flag_conflicts: bool = True) -> Portal:
         """The portal API on the tables a sync engine keeps, with the org's own role picklist values.
         Makes sure change capture is installed first, so every write the API makes reaches Salesforce; on
         an up-to-date database that check only reads (`install_capture=False` for read-only use skips it,
@@ -55,7 +68,8 @@ class Portal:
         role_field = schemas["Co_Sell_Participant__c"].field("Role__c") if "Co_Sell_Participant__c" in schemas \
             else None
         roles = RoleSet.from_picklist([p.value for p in role_field.picklist]) if role_field else None
-        return cls(sync.engine, sync.tables(schemas), roles)
+        return cls(sync.engine, sync.tables(schemas), roles, schema=sync.schema, prefix=sync.prefix,
+                   ownership=ownership, flag_conflicts=flag_conflicts)
 
     def _require_role(self, role: str) -> None:
         try:
@@ -111,7 +125,6 @@ class Portal:
             if opportunity is not None:
                 self._check_newcomer(conn, opp_row, Participant(
                     "(new)", opp_uuid, partner_row["_uuid"], role, attribution))
-            conflicts = self._channel_conflicts(conn, opp_row, partner_row, customer_row, direct_owned_accounts)
             registration = self._insert(conn, "Deal_Registration__c", {
                 "status__c": "Draft", "registered_amount__c": amount, "program__c": program,
                 **self._ref(opp_row, "opportunity__c"), **self._ref(partner_row, "partner_account__c"),
@@ -119,6 +132,7 @@ class Portal:
             participant = self._insert(conn, "Co_Sell_Participant__c", {
                 "role__c": role, "attribution__c": attribution, **self._ref(opp_row, "opportunity__c"),
                 **self._ref(partner_row, "partner_account__c")})
+            conflicts = self._channel_conflicts(conn, registration, customer_row, direct_owned_accounts, "register")
         return RegisteredDeal(registration, opp_uuid, participant, tuple(conflicts))
 
     @contextmanager
@@ -129,24 +143,18 @@ class Portal:
             with self.engine.begin() as new:
                 yield new
 
-    def _channel_conflicts(self, conn: Connection, opp_row: dict[str, Any], partner_row: dict[str, Any],
-                           customer_row: dict[str, Any], direct_owned: frozenset[str]) -> list[ChannelConflict]:
-        table = self.tables["Deal_Registration__c"]
+    def _channel_conflicts(self, conn: Connection, registration: str, customer_row: dict[str, Any],
+                           direct_owned: frozenset[str], trigger: str) -> list[ChannelConflict]:
+        """The conflicts `registration` takes part in, stored in the register (and flagged on the opportunity)
+        in the caller's transaction. Direct ownership comes from the account rows; `direct_owned` (account
+        Ids or UUIDs a caller passes, the older way) still counts."""
+        found = [c for c, _ in self.conflicts.check(conn, trigger=trigger, claim=registration)]  # type: ignore[arg-type]
         customer_keys = {k for k in (customer_row.get("sfid"), customer_row["_uuid"]) if k}
-        rows = conn.execute(select(table).where(or_(
-            table.c.end_customer_account__c.in_(customer_keys),
-            table.c._end_customer_account__c_uuid.in_(customer_keys)))).mappings().all()
-        existing = [Registration(key=r["_uuid"], status=r["status__c"] or "Draft",
-                                 partner_account=r["partner_account__c"] or r["_partner_account__c_uuid"],
-                                 end_customer_account=customer_row["_uuid"],
-                                 opportunity_key=r["opportunity__c"] or r["_opportunity__c_uuid"])
-                    for r in rows]
-        candidate = Registration(key="(new)", status="Submitted",
-                                 partner_account=partner_row.get("sfid") or partner_row["_uuid"],
-                                 end_customer_account=customer_row["_uuid"],
-                                 opportunity_key=opp_row.get("sfid") or opp_row["_uuid"])
-        found = detect_channel_conflicts([*existing, candidate], direct_owned_accounts=direct_owned)
-        return [c for c in found if "(new)" in c.registration_keys]
+        if customer_keys & set(direct_owned) and not any(c.kind == "direct_owned_account" for c in found):
+            found.append(ChannelConflict("direct_owned_account", (registration,),
+                                         f"registration {registration} claims end customer "
+                                         f"{customer_row.get('name')}, which direct sales already owns"))
+        return found
 
     def _insert(self, conn: Connection, name: str, values: dict[str, Any]) -> str:
         table = self.tables[name]
@@ -226,13 +234,15 @@ class Portal:
                     split_type__c=p.split_type, split_percent__c=p.split_percent))
 
     # -- registration moves -----------------------------------------------------------------
-    def submit(self, registration: str, *, at: dt.datetime | None = None) -> None:
-        self._move(registration, "Submitted", at=at)
+    def submit(self, registration: str, *, at: dt.datetime | None = None) -> list[ChannelConflict]:
+        """Submit a Draft (or resubmit a Rejected) registration; the channel conflicts it takes part in are
+        checked again now (two partners may each have drafted the same deal), stored and returned."""
+        return self._move(registration, "Submitted", at=at)
 
     def withdraw(self, registration: str, *, at: dt.datetime | None = None) -> None:
         self._move(registration, "Withdrawn", at=at)
 
-    def _move(self, registration: str, target: str, *, at: dt.datetime | None) -> None:
+    def _move(self, registration: str, target: str, *, at: dt.datetime | None) -> list[ChannelConflict]:
         table = self.tables["Deal_Registration__c"]
         at = at or dt.datetime.now(dt.timezone.utc)
         with self.engine.begin() as conn:
@@ -247,3 +257,6 @@ class Portal:
                 if column in table.c:
                     values[column] = value
             conn.execute(update(table).where(table.c._uuid == row["_uuid"]).values(**values))
+            if target != "Submitted":
+                return []
+            return [c for c, _ in self.conflicts.check(conn, trigger="submit", claim=row["_uuid"], at=at)]

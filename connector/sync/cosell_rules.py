@@ -9,6 +9,7 @@ sibling rows they need and answers the engine's push guards."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -81,15 +82,19 @@ def _registration_in_review(conn: Connection, tables: dict[str, Table], opportun
 
 
 def registration_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
-                       base: dict[str, Any] | None) -> PushDecision:
-    """A portal move of the status must be one the partner may make (else it is refused and the
-    status put back); while the registration is under review its locked fields wait."""
+                       base: dict[str, Any] | None, *, today: dt.date | None = None) -> PushDecision:
+    """A portal move of the status must be one the partner may make, or the clock's expiry once the expiry
+    date has come on the org's clock (`today`); else it is refused and the status put back. While the
+    registration is under review its locked fields wait."""
     old = (base or {}).get("Status__c") if base is not None else None
     new = row.get("status__c")
     if base is not None and new != old and old is not None and new is not None:
         try:
-            transition(old, new, "partner", reason=row.get("rejection_reason__c"),
-                       expiry_date=row.get("expiry_date__c"))
+            if new == "Expired" and old == "Approved" and today is not None:
+                transition(old, new, "clock", expiry_date=row.get("expiry_date__c"), today=today)
+            else:
+                transition(old, new, "partner", reason=row.get("rejection_reason__c"),
+                           expiry_date=row.get("expiry_date__c"))
         except IllegalTransition as exc:
             return PushDecision(revert=frozenset({"Status__c"}), policy="registration_status",
                                 reason=f"refused: {exc}")
@@ -130,7 +135,11 @@ def opportunity_lock_guard(conn: Connection, obj: ObjectSchema, tables: dict[str
 
 def install(engine: SyncEngine) -> None:
     """Add the co-sell guards for the co-sell objects the mapping syncs."""
-    for name, guard in ((PARTICIPANT, split_guard), (REGISTRATION, registration_guard),
+    def registration_on_org_clock(conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
+                                  row: dict[str, Any], base: dict[str, Any] | None) -> PushDecision:
+        return registration_guard(conn, obj, tables, row, base, today=engine.client.org_now().date())
+
+    for name, guard in ((PARTICIPANT, split_guard), (REGISTRATION, registration_on_org_clock),
                         (OPPORTUNITY, opportunity_lock_guard)):
         mapping = engine.mapping.objects.get(name)
         if mapping is not None and mapping.direction == "read_write":
