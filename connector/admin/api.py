@@ -139,6 +139,30 @@ class ConflictOut(BaseModel):
     resolution: str | None
 
 
+class ChannelConflictOut(BaseModel):
+    id: int
+    kind: str = Field(description="competing_registrations, customer_claimed, direct_owned_account or "
+                                  "duplicate_approval.")
+    status: str = Field(description="open or resolved.")
+    reason: str
+    claims: list[dict[str, Any]] = Field(description="Each registration as found: Id, status, partner, end "
+                                                     "customer and opportunity with their names.")
+    detected_by: str = Field(description="register, submit or sync.")
+    detected_at: dt.datetime
+    decision: str | None = None
+    winner: str | None = None
+    note: str | None = None
+    resolved_by: str | None = None
+    resolved_at: dt.datetime | None = None
+
+
+class ResolveChannelConflict(BaseModel):
+    decision: Literal["honour", "dismiss"]
+    by: str = Field(min_length=1, max_length=255, description="Who decided (recorded).")
+    winner: str | None = Field(None, max_length=36, description="honour: the registration that stands (Id or UUID).")
+    note: str | None = Field(None, max_length=4000, description="Why; required to dismiss.")
+
+
 class Resolve(BaseModel):
     take: Take = Field(description="local: the portal's value; salesforce: the org's value; value: `value`.")
     value: Any = Field(None, description="The value to keep when take is value (JSON, as the field's type).")
@@ -389,6 +413,40 @@ def create_app(connector, token: str, *, runner: SyncRunner | None = None, sched
             return pipeline_report(OverlapBook.for_sync(sync))
         except (PortalError, ConnectorError) as exc:
             raise HTTPException(409, str(exc)) from None
+
+    def channel_register():
+        from connector.channel_conflicts import ChannelConflictRegister
+
+        settings = getattr(connector, "settings", None)
+        return ChannelConflictRegister.for_sync(
+            sync, ownership=settings.direct_ownership() if settings is not None else None,
+            flag=settings.channel_conflict_flag if settings is not None else True)
+
+    @app.get("/channel-conflicts", response_model=list[ChannelConflictOut], dependencies=auth,
+             responses=unauthorized, tags=["channel conflicts"])
+    def channel_conflicts(state: Literal["open", "resolved", "all"] = "open") -> list[ChannelConflictOut]:
+        """Channel conflicts between partners' claims (and direct sales), oldest first, with both claims."""
+        from connector.channel_conflicts import list_channel_conflicts
+
+        found = list_channel_conflicts(connector.engine, schema=sync.schema, prefix=sync.prefix,
+                                       status=None if state == "all" else state)
+        return [ChannelConflictOut(**c.as_dict()) for c in found]
+
+    @app.post("/channel-conflicts/{conflict_id}/resolve", response_model=ChannelConflictOut, dependencies=auth,
+              responses={**unauthorized, 404: {"model": Problem}, 409: {"model": Problem}},
+              tags=["channel conflicts"])
+    def resolve_channel_conflict(conflict_id: Annotated[int, FPath(ge=1, le=MAX_ID)],
+                                 body: ResolveChannelConflict) -> ChannelConflictOut:
+        """Record the decision; the opportunity's Channel_Conflict__c clears at the next sync when no other
+        open conflict remains on it."""
+        from connector.channel_conflicts import ChannelConflictError
+
+        try:
+            done = channel_register().resolve(conflict_id, decision=body.decision, by=body.by, winner=body.winner,
+                                              note=body.note)
+        except ChannelConflictError as exc:
+            raise HTTPException(404 if str(exc).startswith("no channel conflict") else 409, str(exc)) from None
+        return ChannelConflictOut(**done.as_dict())
 
     @app.get("/reports/reconciliation", response_model=list[ReconciliationOut], dependencies=auth,
              responses=unauthorized, tags=["reports"])
