@@ -180,6 +180,15 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
                                      "transaction_type": "SELLER_REV_SHARE"})
             writer.writerow(event | {"billing_event_id": "be-demo-2", "amount": "-8250.00",
                                      "transaction_type": "AWS_REV_SHARE"})
+            # the disbursement: what reached the bank, line by line against the invoiced lines
+            paid = {"action": "DISBURSED", "disbursement_billing_event_id": "be-demo-pay", "bank_trace_id": "trace-1"}
+            writer.writerow(event | paid | {"billing_event_id": "be-demo-3", "amount": "-275000.00",
+                                            "transaction_type": "SELLER_REV_SHARE",
+                                            "parent_billing_event_id": "be-demo-1"})
+            writer.writerow(event | paid | {"billing_event_id": "be-demo-4", "amount": "8250.00",
+                                            "transaction_type": "AWS_REV_SHARE", "parent_billing_event_id": "be-demo-2"})
+            writer.writerow(event | {"billing_event_id": "be-demo-pay", "amount": "-266750.00", "action": "DISBURSED",
+                                     "transaction_type": "DISBURSEMENT", "bank_trace_id": "trace-1"})
         result = PayoutLedger(connector.mirror).import_feed(parse_feed(feed), rules=rules_from(connector.settings))
         missing = result.reconciliation.counts().get("missing_payout", 0)
         console.print(f"  this deal: matched; {missing} other won marketplace deal(s) of the demo org have had no "
@@ -188,7 +197,7 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
         won = org.get("Opportunity", registration["Opportunity__c"])
         console.print(f"  Salesforce: Reconciliation_Status__c [cyan]{won['Reconciliation_Status__c']}[/cyan], "
                       f"Net_Received_Amount__c {won['Net_Received_Amount__c']:,.2f} EUR (275,000.00 billed "
-                      "less the 3% listing fee)")
+                      "less the 3% listing fee, disbursed to the bank)")
         usage = connector.client.usage
         console.print(f"API calls the connector made: {connector.client.calls} (org usage {usage.used}/"
                       f"{usage.total}); a naive record-by-record integration makes one per record.")

@@ -63,6 +63,8 @@ class ReconciliationOut(BaseModel):
     credits: Decimal | None = None
     adjustments: Decimal | None = None
     net: Decimal | None
+    received: Decimal | None = Field(None, description="What reached the seller's bank (disbursed lines).")
+    outstanding: Decimal | None = Field(None, description="Invoiced, net of fees, and not disbursed yet.")
     difference: Decimal | None
     payout_currencies: str | None
     lines: int

@@ -23,6 +23,7 @@ from connector.schema_mirror.currency import CurrencyTable
 from connector.schema_mirror.mirror import SchemaMirror
 from connector.schema_mirror.naming import meta_table_name
 from connector.schema_mirror.types import ExactDecimal, UtcDateTime
+from connector.sync.state import add_missing_columns
 
 _CHUNK = 500    # keys per IN (...) lookup, well under every database's bound-parameter limit
 # Opportunity columns the reconciliation reads (those the org lacks read as empty) and the two it writes.
@@ -75,7 +76,8 @@ class MarketplaceTables:
             Column("imported_at", UtcDateTime, nullable=False),
         )
         money = {name: ExactDecimal(18, 2) for name in ("expected", "gross", "fee", "refunds", "credits",
-                                                         "adjustments", "net", "difference")}
+                                                         "adjustments", "net", "received", "outstanding",
+                                                         "difference")}
         reconciliation = Table(
             meta_table_name("reconciliation", prefix), md,
             Column("subject", String(600), primary_key=True),     # the deal's _uuid, or what a payout names
@@ -96,6 +98,7 @@ class MarketplaceTables:
 
     def create(self, conn: Connection) -> None:
         self.lines.metadata.create_all(conn, checkfirst=True)
+        add_missing_columns(conn, self.reconciliation)   # received/outstanding, on a database made before them
 
 
 @dataclass
@@ -338,7 +341,8 @@ def _deal_changes(outcome: Outcome, current: dict[str, Any], *, wrote: bool = Fa
         return {k: v for k, v in cleared.items() if _differs(current.get(k), v)}
     wanted: dict[str, Any] = {STATUS_COLUMN: status}
     if outcome.lines:
-        wanted[NET_COLUMN] = outcome.net
+        # Net_Received_Amount__c is what reached the bank, not what was invoiced
+        wanted[NET_COLUMN] = outcome.received
     return {k: v for k, v in wanted.items() if _differs(current.get(k), v)}
 
 
@@ -348,7 +352,8 @@ def _outcome_row(outcome: Outcome) -> dict[str, Any]:
            "deal_name": deal.name if deal else None, "source": outcome.source, "matched_by": outcome.matched_by,
            "currency": outcome.currency, "expected": outcome.expected, "gross": outcome.gross, "fee": outcome.fee,
            "refunds": outcome.refunds, "credits": outcome.credits, "adjustments": outcome.adjustments,
-           "net": outcome.net, "difference": outcome.difference, "payout_currencies": outcome.payout_currencies,
+           "net": outcome.net, "received": outcome.received, "outstanding": outcome.outstanding,
+           "difference": outcome.difference, "payout_currencies": outcome.payout_currencies,
            "lines": outcome.lines, "detail": outcome.detail}
     return row
 
@@ -363,8 +368,8 @@ def outcome_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 REPORT_COLUMNS = ("status", "deal_name", "sfid", "source", "matched_by", "currency", "expected", "gross", "fee",
-                  "refunds", "credits", "adjustments", "net", "difference", "payout_currencies", "lines", "detail",
-                  "subject", "reconciled_at")
+                  "refunds", "credits", "adjustments", "net", "received", "outstanding", "difference",
+                  "payout_currencies", "lines", "detail", "subject", "reconciled_at")
 
 
 def render_outcomes(rows: list[dict[str, Any]], fmt: str) -> str:
