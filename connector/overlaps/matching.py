@@ -27,8 +27,11 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
+
+import pycountry
 
 MatchStatus = Literal["matched", "review", "unmatched"]
 
@@ -98,10 +101,24 @@ def normalise_name(value: str | None) -> str:
 
 
 def normalise_country(value: str | None) -> str | None:
+    """One key per country whatever the spelling: ISO alpha-2 or alpha-3 codes (`DE`, `DEU`, as in
+    BillingCountryCode), ISO names and official names (via pycountry, the ISO 3166 data), and the
+    common aliases above all fold to the lowercased alpha-2 code. Anything else compares as typed
+    (case- and accent-insensitive)."""
     if not value or not value.strip():
         return None
     text = " ".join(re.sub(r"[^\w]+", " ", _fold(value)).split())
-    return COUNTRY_ALIASES.get(text, text)
+    return _iso_country(COUNTRY_ALIASES.get(text, text), value.strip())
+
+
+@lru_cache(maxsize=4096)
+def _iso_country(text: str, as_typed: str) -> str:
+    for candidate in (text, as_typed):   # ISO names keep their punctuation ("Korea, Republic of")
+        try:
+            return pycountry.countries.lookup(candidate).alpha_2.lower()
+        except LookupError:
+            continue
+    return text
 
 
 @dataclass(frozen=True)

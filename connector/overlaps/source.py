@@ -23,6 +23,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "account_name": ("account_name", "partner_account_name", "company_name", "company", "name"),
     "domain": ("domain", "account_domain", "partner_account_domain", "company_domain", "website", "url"),
     "population": ("population", "partner_population", "partner_populations", "populations"),
+    # a two-sided export (Crossbeam's) carries both: `Population` is then ours, `Partner Population` theirs
+    "our_population": (),
     "partner_record_id": ("partner_record_id", "partner_account_id", "record_id", "partner_crm_id", "crm_id"),
     "country": ("country", "account_country", "partner_account_country", "billing_country"),
 }
@@ -60,6 +62,7 @@ class OverlapRow:
     population: str
     partner_record_id: str
     country: str | None
+    our_population: str | None = None   # our side's population, when the export carries both sides
 
     @property
     def key(self) -> tuple[str, str]:
@@ -69,6 +72,24 @@ class OverlapRow:
 
 def _column_key(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", header.strip().lstrip("\ufeff").casefold()).strip("_")
+
+
+_OURS, _THEIRS = ("population", "populations"), ("partner_population", "partner_populations")
+
+
+def _two_sided(keys: list[str], found: list[int]) -> tuple[list[int], int | None]:
+    """Population columns: one of our side (`Population`) and one of the partner's (`Partner Population`) are
+    the two sides of a two-sided export, not a clash: the partner's is the population, ours is kept beside it.
+    Any other repetition is still two columns meaning one thing."""
+    ours = [i for i in found if keys[i] in _OURS]
+    theirs = [i for i in found if keys[i] in _THEIRS]
+    if len(ours) == 1 and len(theirs) == 1 and len(found) == 2:
+        return theirs, ours[0]
+    return found, None
+
+
+def _population(value: str) -> str:
+    return POPULATIONS.get(" ".join(value.casefold().split()), value)
 
 
 def read_overlaps(path: Path | str) -> list[OverlapRow]:
@@ -99,6 +120,10 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
     problems: list[str] = []
     for field, aliases in COLUMNS.items():
         found = [i for i, k in enumerate(keys) if k in aliases]
+        if field == "population":
+            found, ours = _two_sided(keys, found)
+            if ours is not None:
+                where["our_population"] = ours
         if len(found) > 1:
             problems.append(f"line 1: columns {', '.join(repr(header[i]) for i in found)} all mean {field}; "
                             "keep one")
@@ -132,8 +157,9 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
             problems.append(f"line {line}: domain {exc}")
             continue
         row = OverlapRow(line, get["partner"], get["account_name"], domain, get["domain"],
-                         POPULATIONS.get(" ".join(get["population"].casefold().split()), get["population"]),
-                         get["partner_record_id"], get.get("country") or None)
+                         _population(get["population"]),
+                         get["partner_record_id"], get.get("country") or None,
+                         _population(get["our_population"]) if get.get("our_population") else None)
         if row.key in first_seen:
             problems.append(f"line {line}: duplicate of line {first_seen[row.key]} (partner {row.partner!r}, "
                             f"record id {row.partner_record_id!r})")

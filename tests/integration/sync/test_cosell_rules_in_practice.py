@@ -117,3 +117,29 @@ def test_a_deal_created_in_the_portal_is_in_the_attribution_report_before_the_ne
     h.sync()   # once Salesforce has it, the same single row: no double count by Id and UUID
     again = [r for r in attribution_report(h.mirror, period="quarter") if r.partner_name == "Portal Report Partner"]
     assert [(r.deals, r.pipeline) for r in again] == [(1, Decimal("80000.00"))]
+
+
+def test_the_leading_indicator_is_one_row_per_partner_account_named_by_its_current_name(h, tmp_path):
+    from connector.overlaps import OverlapBook, pipeline_report
+
+    partner = h.org.records("SELECT Id FROM Account WHERE Name = 'Accenture' AND Is_Partner__c = true")[0]["Id"]
+    for n in range(4):
+        h.org.create("Account", {"Name": f"Spelling Customer {n}", "Website": f"spelling-{n}.example",
+                                 "BillingCountry": "Germany"})
+    h.sync()
+    export = tmp_path / "overlaps.csv"
+    export.write_text("Partner,Account Name,Domain,Partner Population,Partner Record ID,Country\n" + "".join(
+        f"{spelling},Spelling Customer {n},spelling-{n}.example,Customers,r-{n},DE\n"
+        for n, spelling in enumerate(("Accenture", "accenture", "ACCENTURE", "Accenture plc"))))
+    book = OverlapBook.for_sync(h.engine, writes=True)
+    result = book.import_file(export, at=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
+    assert [r.status for r in result.rows] == ["matched"] * 4, "ISO code DE is Germany"
+    rows = [r for r in pipeline_report(book) if r.partner != "(all partners)"]
+    assert [(r.partner, r.partner_account, r.overlaps) for r in rows if r.partner_account == partner] == [
+        ("Accenture", partner, 4)]
+    assert not [r for r in rows if r.partner.casefold().startswith("accenture") and r.partner_account != partner]
+    h.tick()
+    h.org.update("Account", partner, {"Name": "Accenture Federal Services"})
+    h.sync()
+    renamed = [r for r in pipeline_report(book) if r.partner_account == partner]
+    assert [(r.partner, r.overlaps) for r in renamed] == [("Accenture Federal Services", 4)]

@@ -43,7 +43,7 @@ def test_names_ignore_case_accents_punctuation_and_legal_forms():
     assert normalise_name("Société Générale S.A.") == "societe generale"
     assert normalise_name("Smith & Sons Ltd") == "smith and sons"
     assert normalise_name("Inc") == "inc"            # a lone legal word is the name itself
-    assert normalise_country("U.S.A.") == normalise_country("united states") == "united states"
+    assert normalise_country("U.S.A.") == normalise_country("united states") == "us"   # the ISO 3166 alpha-2 key
 
 
 def test_one_account_on_the_domain_matches_whatever_the_spelling():
@@ -117,3 +117,19 @@ def test_a_name_match_on_a_shared_domain_in_another_country_is_not_taken():
     assert (m.status, m.method, m.account.sfid) == ("matched", "domain+country", "001Z")
     review = index.match("Acme", "acme-labs.example", "France")
     assert review.status == "review" and [c.sfid for c in review.candidates] == ["001Y", "001Z"]
+
+
+def test_iso_country_codes_are_the_countries_they_name():
+    # alpha-2 and alpha-3 (Salesforce's BillingCountryCode holds alpha-2), ISO names and common aliases: one key
+    for spellings in (("DE", "DEU", "Germany", "deutschland"), ("GB", "GBR", "United Kingdom", "UK", "England"),
+                      ("US", "USA", "United States of America"), ("KR", "KOR", "Korea, Republic of")):
+        assert len({normalise_country(s) for s in spellings}) == 1, spellings
+    assert normalise_country("DE") != normalise_country("AT")
+    assert normalise_country("Atlantis") == "atlantis", "an unknown country compares as typed"
+
+
+def test_a_code_matches_an_account_that_spells_the_country_out():
+    index = AccountIndex([AccountRef("u1", "001A", "Globex", None, "Germany"),
+                          AccountRef("u2", "001B", "Globex", None, "France")])
+    match = index.match("Globex GmbH", None, "DEU")
+    assert (match.status, match.account.sfid if match.account else None) == ("matched", "001A")
