@@ -4,7 +4,7 @@ Reveal and the like) export, one row per partner account that overlaps ours.
 Columns are found by name, case- and punctuation-insensitive, under the names those tools
 use (see COLUMNS). Required: the partner, the partner's account name, its domain (the column
 must exist; a row may leave it empty), the population and the partner's own record id.
-Optional: the country. The whole file is checked before anything is used: every problem is
+Optional: the country, the phone and the D-U-N-S number (extra match keys). The whole file is checked before anything is used: every problem is
 reported with its line number, and a file with any problem is refused as a whole."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connector.errors import ConnectorError
-from connector.overlaps.matching import InvalidDomain, normalise_domain, normalise_name
+from connector.overlaps.matching import InvalidDomain, InvalidDuns, normalise_domain, normalise_duns, normalise_name
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "partner": ("partner", "partner_name", "partner_organization", "partner_org", "partner_company"),
@@ -27,6 +27,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "our_population": (),
     "partner_record_id": ("partner_record_id", "partner_account_id", "record_id", "partner_crm_id", "crm_id"),
     "country": ("country", "account_country", "partner_account_country", "billing_country"),
+    "phone": ("phone", "account_phone", "company_phone", "partner_account_phone"),
+    "duns": ("duns", "duns_number", "d_u_n_s", "d_u_n_s_number", "dunsnumber"),
 }
 REQUIRED = ("partner", "account_name", "domain", "population", "partner_record_id")
 # Standard populations of the account-mapping tools, spelled one way; other (custom) populations
@@ -63,6 +65,8 @@ class OverlapRow:
     partner_record_id: str
     country: str | None
     our_population: str | None = None   # our side's population, when the export carries both sides
+    phone: str | None = None            # optional match keys
+    duns: str | None = None             # normalised: nine digits
 
     @property
     def key(self) -> tuple[str, str]:
@@ -156,10 +160,16 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
         except InvalidDomain as exc:
             problems.append(f"line {line}: domain {exc}")
             continue
+        try:
+            duns = normalise_duns(get.get("duns"))
+        except InvalidDuns as exc:
+            problems.append(f"line {line}: D-U-N-S {exc}")
+            continue
         row = OverlapRow(line, get["partner"], get["account_name"], domain, get["domain"],
                          _population(get["population"]),
                          get["partner_record_id"], get.get("country") or None,
-                         _population(get["our_population"]) if get.get("our_population") else None)
+                         _population(get["our_population"]) if get.get("our_population") else None,
+                         get.get("phone") or None, duns)
         if row.key in first_seen:
             problems.append(f"line {line}: duplicate of line {first_seen[row.key]} (partner {row.partner!r}, "
                             f"record id {row.partner_record_id!r})")

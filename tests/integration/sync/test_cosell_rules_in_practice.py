@@ -143,3 +143,23 @@ def test_the_leading_indicator_is_one_row_per_partner_account_named_by_its_curre
     h.sync()
     renamed = [r for r in pipeline_report(book) if r.partner_account == partner]
     assert [(r.partner, r.overlaps) for r in renamed] == [("Accenture Federal Services", 4)]
+
+
+def test_phone_and_duns_match_overlaps_against_the_mirrored_accounts(h, tmp_path):
+    from connector.overlaps import OverlapBook
+
+    by_phone = h.org.create("Account", {"Name": "Keyed By Phone Inc", "Phone": "+1 (415) 555-0142",
+                                        "BillingCountry": "United States"})
+    by_duns = h.org.create("Account", {"Name": "Keyed By Duns GmbH", "DunsNumber": "150483782",
+                                       "BillingCountry": "Germany"})
+    h.sync()
+    export = tmp_path / "keys.csv"
+    export.write_text("Partner,Account Name,Domain,Partner Population,Partner Record ID,Country,Phone,DUNS\n"
+                      "Accenture,KBP (US subsidiary),,Customers,k-1,USA,415-555-0142,\n"
+                      "Accenture,K.B.D. Deutschland,,Prospects,k-2,DEU,,15-048-3782\n")
+    book = OverlapBook.for_sync(h.engine, writes=True)
+    rows = book.import_file(export, at=dt.datetime(2026, 11, 2, tzinfo=dt.timezone.utc)).rows
+    assert [r.status for r in rows] == ["matched", "matched"], "no domain, names that settle nothing"
+    listed = {r["partner_record_id"]: r for r in book.list()}
+    assert (listed["k-1"]["account_sfid"], listed["k-1"]["match_method"]) == (by_phone, "phone")
+    assert (listed["k-2"]["account_sfid"], listed["k-2"]["match_method"]) == (by_duns, "duns")

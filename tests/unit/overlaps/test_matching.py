@@ -133,3 +133,33 @@ def test_a_code_matches_an_account_that_spells_the_country_out():
                           AccountRef("u2", "001B", "Globex", None, "France")])
     match = index.match("Globex GmbH", None, "DEU")
     assert (match.status, match.account.sfid if match.account else None) == ("matched", "001A")
+
+
+def test_a_duns_number_names_one_company_before_any_other_key():
+    from connector.overlaps.matching import normalise_duns
+    index = AccountIndex([AccountRef("u1", "001A", "Globex", "globex.com", "Germany", duns="150483782"),
+                          AccountRef("u2", "001B", "Globex Holding", "globex.com", "Germany")])
+    match = index.match("Some Other Spelling", "globex.com", "DE", duns=normalise_duns("15-048-3782"))
+    assert (match.status, match.method, match.account.sfid) == ("matched", "duns", "001A")
+    elsewhere = index.match("Globex", None, "France", duns="150483782")
+    assert elsewhere.status == "review" and "D-U-N-S number matches" in elsewhere.reason
+
+
+def test_a_phone_number_matches_when_the_domain_settles_nothing():
+    index = AccountIndex([AccountRef("u1", "001A", "Initech", None, "United States", phone="+1 (415) 555-0100"),
+                          AccountRef("u2", "001B", "Initrode", None, "United States", phone="212 555 0199")])
+    match = index.match("Initech Corporation Intl", None, "US", phone="415.555.0100")
+    assert (match.status, match.method, match.account.sfid) == ("matched", "phone", "001A")
+    assert index.match("Nobody", None, "US", phone="12").status == "unmatched", "too short to be a key"
+
+
+def test_a_bad_duns_in_the_export_is_refused_with_its_line():
+    import pytest
+
+    from connector.overlaps.source import OverlapFileError, parse_overlaps
+    with pytest.raises(OverlapFileError, match="line 2: D-U-N-S '12345' is not a D-U-N-S number"):
+        parse_overlaps("Partner,Account Name,Domain,Partner Population,Partner Record ID,DUNS\n"
+                       "A,Acme,acme.com,Customers,r-1,12345\n")
+    [row] = parse_overlaps("Partner,Account Name,Domain,Partner Population,Partner Record ID,Phone,D-U-N-S\n"
+                           "A,Acme,acme.com,Customers,r-1,+1 415 555 0100,15-048-3782\n")
+    assert (row.phone, row.duns) == ("+1 415 555 0100", "150483782")
