@@ -168,6 +168,9 @@ class AgreementOffer:
     agreement_id: str
     offer_id: str
     line_no: int
+    # CPPO: the channel partner's margin on the buyer's price, as a percentage, when the agreement says it;
+    # the feed then bills the ISV the wholesale price, the deal's amount less this margin
+    reseller_margin_percent: Decimal | None = None
 
 
 # -- reading records -------------------------------------------------------------------------------
@@ -506,7 +509,18 @@ def parse_agreements(path: str | Path) -> list[AgreementOffer]:
         if not agreement or not offer:
             raise FeedError(path, "an agreements file needs agreement_id and offer_id on every line",
                             line=number, where=records.where)
-        pair = AgreementOffer(str(agreement).strip(), str(offer).strip(), number)
+        margin_value = next((row.get(k) for k in ("reseller_margin_percent", "resellerMarginPercent")
+                             if row.get(k) not in (None, "")), None)
+        margin = None
+        if margin_value is not None:
+            try:
+                margin = Decimal(str(margin_value).strip())
+            except InvalidOperation:
+                margin = None
+            if margin is None or not margin.is_finite() or not 0 <= margin < 100:
+                raise FeedError(path, f"reseller_margin_percent {margin_value!r} is not a percentage from 0 up to "
+                                      "100", line=number, where=records.where)
+        pair = AgreementOffer(str(agreement).strip(), str(offer).strip(), number, margin)
         earlier = seen.get(pair.agreement_id)
         if earlier is not None and earlier.offer_id != pair.offer_id:
             raise FeedError(path, f"agreement {pair.agreement_id!r} names offer {pair.offer_id!r} but "

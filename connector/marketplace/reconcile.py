@@ -178,7 +178,8 @@ def _finish(outcome: Outcome, quantum: Decimal) -> None:
 
 
 def reconcile(deals: Iterable[Deal], lines: Iterable[PayoutLine], offers: Mapping[str, str], rate: Rate, *,
-              places: Mapping[str, int], corporate: str | None, rules: Rules) -> list[Outcome]:
+              places: Mapping[str, int], corporate: str | None, rules: Rules,
+              margins: Mapping[str, Decimal] | None = None) -> list[Outcome]:
     """Every deal with a payout or overdue for one, and every payout no single deal claims.
 
     Amounts are compared in the deal's currency. A payout line in another currency is converted
@@ -225,8 +226,11 @@ def reconcile(deals: Iterable[Deal], lines: Iterable[PayoutLine], offers: Mappin
     for deal in deals:
         matched = per_deal.get(deal.uuid)
         if matched:
+            margin = next((margins[ln.agreement_id] for ln, _ in matched
+                           if margins and ln.agreement_id in margins), None)
             outcomes.append(_judge(deal, matched, rate, places, corporate, rules,
-                                   paid=disbursed.get(deal.uuid, []), invoiced=invoiced, failed=failed))
+                                   paid=disbursed.get(deal.uuid, []), invoiced=invoiced, failed=failed,
+                                   margin=margin))
         elif deal.is_won and deal.marketplace in MARKETPLACES.values():
             outcomes.append(_unpaid(deal, rules))
     for key, group in unclaimed.items():
@@ -236,7 +240,10 @@ def reconcile(deals: Iterable[Deal], lines: Iterable[PayoutLine], offers: Mappin
 
 def _judge(deal: Deal, matched: list[tuple[PayoutLine, MatchedBy]], rate: Rate, places: Mapping[str, int],
            corporate: str | None, rules: Rules, *, paid: list[PayoutLine] = (),  # type: ignore[assignment]
-           invoiced: Mapping[str, PayoutLine] | None = None, failed: set[str | None] = frozenset()) -> Outcome:
+           invoiced: Mapping[str, PayoutLine] | None = None, failed: set[str | None] = frozenset(),
+           margin: Decimal | None = None) -> Outcome:
+    """`margin`: a CPPO's reseller margin (percent); the feed bills the ISV the wholesale price, so that is
+    what the seller revenue is compared with."""
     currencies = sorted({line.currency for line, _ in matched})
     currency = deal.currency or corporate or (currencies[0] if len(currencies) == 1 else None)
     converted = any(c != currency for c in currencies)
@@ -251,13 +258,15 @@ def _judge(deal: Deal, matched: list[tuple[PayoutLine, MatchedBy]], rate: Rate, 
                       source=",".join(sorted({line.source for line, _ in matched})),
                       matched_by=",".join(sorted({how for _, how in matched})),
                       payout_currencies=",".join(currencies), expected=deal.amount)
+    if margin is not None and deal.amount is not None:
+        outcome.expected = (deal.amount * (100 - margin) / 100).quantize(_places(currency, places), ROUND_HALF_UP)
     for line, _ in sorted(matched, key=lambda m: (m[0].source, m[0].line_no, m[0].key)):
         _add(outcome, line, convert)
     _finish(outcome, _places(currency, places))
     failures = _receive(outcome, paid, invoiced or {}, failed, convert, _places(currency, places))
     if all(line.source != "aws" for line, _ in matched):
         outcome.received = outcome.net   # an earnings export is what the marketplace pays out; no disbursed lines
-    expected = deal.amount if deal.amount is not None else Decimal(0)
+    expected = outcome.expected if outcome.expected is not None else Decimal(0)
     outcome.difference = outcome.billed - expected
     if deal.amount is None:
         outcome.status, outcome.detail = "amount_mismatch", "the deal has no amount to compare with"
@@ -278,6 +287,10 @@ def _judge(deal: Deal, matched: list[tuple[PayoutLine, MatchedBy]], rate: Rate, 
     if failures:
         outcome.detail = "; ".join(filter(None, [outcome.detail, f"disbursement {', '.join(failures)} failed: "
                                                                   "its money did not reach the bank"]))
+    if margin is not None and deal.amount is not None:
+        outcome.detail = "; ".join(filter(None, [outcome.detail, f"CPPO: compared with the wholesale price "
+                                                                  f"{outcome.expected} (amount {deal.amount} less the "
+                                                                  f"reseller margin {margin}%)"]))
     if outcome.refunds:
         outcome.detail = "; ".join(filter(None, [outcome.detail, f"refunds {outcome.refunds}"]))
     if converted:

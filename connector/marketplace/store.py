@@ -72,6 +72,7 @@ class MarketplaceTables:
             meta_table_name("marketplace_agreements", prefix), md,
             Column("agreement_id", String(255), primary_key=True),
             Column("offer_id", String(255), nullable=False),
+            Column("reseller_margin_percent", ExactDecimal(9, 4)),   # CPPO, when the agreement says it
             Column("file_name", Text, nullable=False),
             Column("imported_at", UtcDateTime, nullable=False),
         )
@@ -99,6 +100,7 @@ class MarketplaceTables:
     def create(self, conn: Connection) -> None:
         self.lines.metadata.create_all(conn, checkfirst=True)
         add_missing_columns(conn, self.reconciliation)   # received/outstanding, on a database made before them
+        add_missing_columns(conn, self.agreements)       # reseller_margin_percent
 
 
 @dataclass
@@ -233,7 +235,7 @@ class PayoutLedger:
                                            f"{before!r}, not {pair.offer_id!r}", line=pair.line_no)
             if before is None:
                 rows.append({"agreement_id": pair.agreement_id, "offer_id": pair.offer_id, "file_name": file_name,
-                             "imported_at": now})
+                             "reseller_margin_percent": pair.reseller_margin_percent, "imported_at": now})
         if rows:
             conn.execute(insert(t), rows)
         return len(rows)
@@ -287,11 +289,14 @@ class PayoutLedger:
     def _reconcile(self, conn: Connection, opportunity: Table, rates: CurrencyTable,
                    rules: Rules) -> ReconcileResult:
         deals, current = self._deals(conn, opportunity)
-        offers = dict(conn.execute(select(self.tables.agreements.c.agreement_id,
-                                          self.tables.agreements.c.offer_id)).all())
+        a = self.tables.agreements.c
+        stored = conn.execute(select(a.agreement_id, a.offer_id, a.reseller_margin_percent)).all()
+        offers = {r.agreement_id: r.offer_id for r in stored}
+        margins = {r.agreement_id: r.reseller_margin_percent for r in stored if r.reseller_margin_percent is not None}
         places = {iso: c.decimal_places for iso, c in rates.currencies.items()}
         outcomes = reconcile(deals, self._stored_lines(conn), offers, rates.rate, places=places,
-                             corporate=rates.corporate.iso_code if rates.corporate else None, rules=rules)
+                             corporate=rates.corporate.iso_code if rates.corporate else None, rules=rules,
+                             margins=margins)
         result = ReconcileResult(outcomes)
         t = self.tables.reconciliation
         wrote = {r.subject for r in conn.execute(select(t.c.subject, t.c.status)) if r.status in PICKLIST}

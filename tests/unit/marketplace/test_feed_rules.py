@@ -96,3 +96,31 @@ def test_a_disbursement_failure_is_read_and_shown_and_the_money_is_not_received(
     outcome = judge(lines)
     assert outcome.received == 0 and outcome.outstanding == Decimal("100000.00")
     assert "disbursement be-pay-1 failed" in outcome.detail
+
+
+def test_a_cppo_deal_matches_at_the_wholesale_price_when_the_agreement_gives_the_margin(tmp_path):
+    lines = feed(tmp_path, inv("be-1", "85000.00"), paid("be-2", "be-1", "-85000.00")).lines
+    deal = Deal("u-1", "006A", "Deal", Decimal("100000.00"), "USD", dt.date(2026, 8, 15), True, True,
+                "AWS Marketplace", agreement_id="agmt-1")
+
+    def run(margins):
+        [o] = reconcile([deal], lines, {}, lambda iso, on: Decimal(1), places={"USD": 2}, corporate="USD",
+                        rules=Rules(today=dt.date(2026, 12, 2)), margins=margins)
+        return o
+    assert run({}).status == "amount_mismatch", "without the margin the reseller's cut looks like a shortfall"
+    cppo = run({"agmt-1": Decimal("15")})
+    assert (cppo.status, cppo.expected, cppo.difference) == ("matched", Decimal("85000.00"), 0)
+    assert "reseller margin 15%" in cppo.detail
+
+
+def test_the_agreements_file_carries_the_reseller_margin(tmp_path):
+    import pytest
+
+    from connector.marketplace.feeds import FeedError, parse_agreements
+    path = tmp_path / "agreements.csv"
+    path.write_text("agreement_id,offer_id,reseller_margin_percent\nagmt-1,offer-1,15\nagmt-2,offer-2,\n")
+    assert [(a.agreement_id, a.reseller_margin_percent) for a in parse_agreements(path)] == [
+        ("agmt-1", Decimal("15")), ("agmt-2", None)]
+    path.write_text("agreement_id,offer_id,reseller_margin_percent\nagmt-1,offer-1,150\n")
+    with pytest.raises(FeedError, match="line 2: reseller_margin_percent '150' is not a percentage"):
+        parse_agreements(path)
