@@ -494,6 +494,14 @@ def _version(stamp: str) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
 
 
+def version_of(stamp: str) -> dt.datetime:
+    """update_date as a comparable moment; ValueError when it is none."""
+    try:
+        return _version(stamp)
+    except _Bad as exc:
+        raise ValueError(str(exc)) from None
+
+
 def parse_agreements(path: str | Path) -> list[AgreementOffer]:
     """agreement_id → offer_id pairs: a CSV or JSON with agreement_id and offer_id (the AWS agreement
     feed's names, or agreementId/offerId), or DescribeAgreement responses (proposalSummary.offerId)."""
@@ -541,4 +549,4 @@ def iter_kinds(line: PayoutLine) -> Iterator[tuple[Kind, Decimal]]:
 
 __all__ = ["AWS_ACTIONS", "AWS_COLUMNS", "AWS_TRANSACTION_TYPES", "AZURE_COLUMNS", "FORMAT_CHOICES", "KINDS",
            "SOURCES", "AgreementOffer", "Feed", "FeedError", "FormatChoice", "Kind", "PayoutLine", "Source",
-           "detect_source", "iter_kinds", "parse_agreements", "parse_feed"]
+           "detect_source", "iter_kinds", "parse_agreements", "parse_feed", "version_of"]

@@ -6,6 +6,7 @@ Salesforce). An import is one transaction: a refused file or a failure leaves no
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from sqlalchemy import (Boolean, Column, Connection, Date, Index, Integer, MetaD
                         delete, false, insert, or_, select, update)
 
 from connector.errors import ConfigurationError
-from connector.marketplace.feeds import AgreementOffer, Feed, FeedError, PayoutLine
+from connector.marketplace.feeds import AgreementOffer, Feed, FeedError, PayoutLine, version_of
 from connector.marketplace.reconcile import MARKETPLACES, PICKLIST, Deal, Outcome, Rules, picklist_value, reconcile
 from connector.schema_mirror.currency import CurrencyTable
 from connector.schema_mirror.mirror import SchemaMirror
@@ -154,10 +155,13 @@ class PayoutLedger:
         with the same values is skipped; with different values the whole file is refused."""
         opportunity = self._opportunity()
         with self._unit_of_work(dry_run) as (conn, rates):
-            fresh = self._new_lines(conn, feed)
+            fresh, replaced = self._new_lines(conn, feed)
             self._check_currencies(feed, fresh, rates)
             added = self._add_agreements(conn, agreements, agreements_file)
             now = dt.datetime.now(dt.timezone.utc)
+            if replaced:   # a later version of an event imported before stands (the feed's rule)
+                t = self.tables.lines
+                conn.execute(delete(t).where(t.c.source == feed.source, t.c.line_key.in_(replaced)))
             if fresh:
                 conn.execute(insert(self.tables.lines), [self._line_row(feed.path, ln, now) for ln in fresh])
             result = self._reconcile(conn, opportunity, rates, rules)
@@ -190,26 +194,30 @@ class PayoutLedger:
                                      "`cosell mirror`")
         return table
 
-    def _new_lines(self, conn: Connection, feed: Feed) -> list[PayoutLine]:
+    def _new_lines(self, conn: Connection, feed: Feed) -> tuple[list[PayoutLine], list[str]]:
+        """The lines to store, and the keys of stored lines a later version (update_date) replaces."""
         t = self.tables.lines
         stored: dict[str, Any] = {}
         keys = [ln.key for ln in feed.lines]
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
-            for row in conn.execute(select(t.c.line_key, t.c.fingerprint, t.c.file_name, t.c.line_no)
+            for row in conn.execute(select(t.c.line_key, t.c.fingerprint, t.c.file_name, t.c.line_no, t.c.raw)
                                     .where(t.c.source == feed.source, t.c.line_key.in_(chunk))):
                 stored[row.line_key] = row
-        fresh = []
+        fresh, replaced = [], []
         key_name = "billing_event_id" if feed.source == "aws" else "earningId"
         for line in feed.lines:
             before = stored.get(line.key)
             if before is None:
                 fresh.append(line)
+            elif _later_version(line, json.loads(before.raw) if before.raw else {}):
+                fresh.append(line)
+                replaced.append(line.key)
             elif before.fingerprint != line.fingerprint():
                 raise FeedError(feed.path, f"{key_name} {line.key!r} was imported before (from {before.file_name} "
                                            f"line {before.line_no}) with different values; payout lines never "
                                            "change, so this looks like a different export", line=line.line_no)
-        return fresh
+        return fresh, replaced
 
     @staticmethod
     def _check_currencies(feed: Feed, lines: Iterable[PayoutLine], rates: CurrencyTable) -> None:
@@ -252,12 +260,16 @@ class PayoutLedger:
 
     def _stored_lines(self, conn: Connection) -> list[PayoutLine]:
         t = self.tables.lines
-        return [PayoutLine(source=r.source, key=r.line_key, line_no=r.line_no, kind=r.kind, amount=r.amount,
-                           currency=r.currency, event_date=r.event_date, agreement_id=r.agreement_id,
-                           customer_account=r.customer_account, product_id=r.product_id, reference=r.reference,
-                           parent_key=r.parent_key, action=r.action, transaction_type=r.transaction_type,
-                           balance_impacting=bool(r.balance_impacting), fee=r.fee)
-                for r in conn.execute(select(t).order_by(t.c.id))]
+        out = []
+        for r in conn.execute(select(t).order_by(t.c.id)):
+            raw = json.loads(r.raw) if r.raw else {}   # the line as read: its version, deletion, disbursement
+            out.append(PayoutLine(source=r.source, key=r.line_key, line_no=r.line_no, kind=r.kind, amount=r.amount,
+                                  currency=r.currency, event_date=r.event_date, agreement_id=r.agreement_id,
+                                  customer_account=r.customer_account, product_id=r.product_id, reference=r.reference,
+                                  parent_key=r.parent_key, action=r.action, transaction_type=r.transaction_type,
+                                  balance_impacting=bool(r.balance_impacting), fee=r.fee, raw=raw,
+                                  updated=raw.get("update_date") or None, deleted=bool(raw.get("delete_date"))))
+        return out
 
     @staticmethod
     def _deals(conn: Connection, opportunity: Table) -> tuple[list[Deal], dict[str, dict[str, Any]]]:
@@ -325,6 +337,22 @@ class PayoutLedger:
         gone = [s for s in before if s not in seen]
         for start in range(0, len(gone), _CHUNK):
             conn.execute(delete(t).where(t.c.subject.in_(gone[start:start + _CHUNK])))
+
+
+def _later_version(line: PayoutLine, stored: dict[str, Any]) -> bool:
+    """Whether `line` is a later version of the stored one: a deletion of it, or a later update_date (a
+    version that has one is later than one that has none)."""
+    stored_update = stored.get("update_date") or None
+    if line.deleted and not stored.get("delete_date"):
+        return True
+    if not line.updated or line.updated == stored_update:
+        return False
+    if not stored_update:
+        return True
+    try:
+        return version_of(line.updated) > version_of(stored_update)
+    except ValueError:
+        return False
 
 
 def _differs(old: Any, new: Any) -> bool:
