@@ -219,8 +219,8 @@ class ChannelConflictRegister:
                                                                t.c[FLAG_COLUMN].is_(False))).values(**values))
 
     def _unflag(self, conn: Connection, opportunity_uuids: set[str]) -> None:
-        t = self.tables["Opportunity"]
-        if FLAG_COLUMN not in t.c or not opportunity_uuids:
+        t = self.tables.get("Opportunity")
+        if t is None or FLAG_COLUMN not in t.c or not opportunity_uuids:
             return
         still = {c.get("opportunity_uuid") for s in self.list(conn=conn, status="open") for c in s.claims}
         clear = opportunity_uuids - still
@@ -254,9 +254,10 @@ class ChannelConflictRegister:
                                            f"({current.decision} by {current.resolved_by})")
             winner_uuid = None
             if decision == "honour":
-                t = self.tables["Deal_Registration__c"]
+                t = self.tables.get("Deal_Registration__c")
                 # the claims were stored as found: a registration made in the portal got its Id since
-                by_id = conn.execute(select(t.c._uuid).where(t.c.sfid == winner)).scalar() if winner else None
+                by_id = conn.execute(select(t.c._uuid).where(t.c.sfid == winner)).scalar() \
+                    if winner and t is not None else None
                 named = {winner, by_id} - {None}
                 winner_uuid = next((c["registration"] for c in current.claims
                                     if named & {c["registration"], c["registration_id"]}), None)

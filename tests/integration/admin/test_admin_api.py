@@ -255,7 +255,8 @@ def test_the_openapi_document_describes_the_routes_and_the_bearer_scheme(admin):
     doc = admin.http.get("/openapi.json").json()
     assert set(doc["paths"]) == {"/health", "/status", "/runs", "/runs/{run_id}", "/conflicts",
                                  "/conflicts/{conflict_id}/resolve", "/parked", "/parked/retry", "/resync",
-                                 "/metrics", "/reports/pipeline", "/reports/reconciliation"}
+                                 "/metrics", "/reports/pipeline", "/reports/reconciliation", "/channel-conflicts",
+                                 "/channel-conflicts/{conflict_id}/resolve"}
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "security" not in doc["paths"]["/health"]["get"]
     assert doc["paths"]["/status"]["get"]["security"] == [{"HTTPBearer": []}]
