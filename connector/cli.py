@@ -379,12 +379,18 @@ def registrations_expire() -> None:
 
     from connector.registration_upkeep import REGISTRATION
 
+    from connector.scheduler import LockBusy, SyncRunner
+
     console = Console()
     connector = _connector()
-    result = _run_sync(console, connector, [REGISTRATION], full=False, trigger="registrations")
-    expired = [c.updated_remote for n, c in result.objects.items() if n == REGISTRATION]
-    console.print(f"registration check: run {result.run_id} {result.status}; "
-                  f"{expired[0] if expired else 0} registration(s) updated in Salesforce")
+    runner = SyncRunner(connector)
+    try:
+        result = runner.run([REGISTRATION], trigger="registrations", wait=0)
+    except LockBusy as exc:
+        _fail(RuntimeError(str(exc)))
+    expired = [x for step in runner.last_upkeep.values() for x in step.expired]
+    console.print(f"registration check: run {result.run_id} {result.status}; {len(expired)} registration(s) "
+                  f"expired{': ' + ', '.join(expired) if expired else ''}")
     if result.error:
         console.print(f"[red]{result.error}[/red]")
         raise typer.Exit(2)

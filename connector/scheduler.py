@@ -260,6 +260,7 @@ class SyncRunner:
         self.threads: list[threading.Thread] = []
         self.current: str | None = None
         self.upkeep = None
+        self.last_upkeep: dict[str, object] = {}   # "before"/"after" -> the last co-sell step's UpkeepReport
 
     def run(self, objects: list[str] | None, *, full: bool = False, trigger: str = "scheduled",
             wait: float | None = None):
@@ -373,8 +374,7 @@ class SyncRunner:
             self.upkeep = Upkeep(self.connector.sync, getattr(self.connector, "settings", None))
         return self.upkeep if self.upkeep.applies(objects) else None
 
-    @staticmethod
-    def _cosell_step(upkeep, when: str) -> None:
+    def _cosell_step(self, upkeep, when: str) -> None:
         if upkeep is None:
             return
         try:
@@ -382,6 +382,7 @@ class SyncRunner:
         except Exception as exc:   # the sync itself must still run and end; the next run tries again
             log.error("co-sell step %s the sync failed: %s", when, exc)
             return
+        self.last_upkeep[when] = done
         if done.expired:
             log.info("expired %d registration(s): %s", len(done.expired), ", ".join(done.expired))
         if done.conflicts:
