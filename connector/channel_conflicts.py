@@ -14,11 +14,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 
-from connector.cosell.channel import ChannelConflict, DirectOwnership, detect_channel_conflicts
-from connector.cosell.registration import LIVE_STATUSES, Registration, RegistrationStatus
+from connector.cosell.channel import (
+    ChannelConflict,
+    DirectOwnership,
+    detect_channel_conflicts,
+)
+from connector.cosell.registration import (
+    LIVE_STATUSES,
+    Registration,
+    RegistrationStatus,
+)
 from connector.schema_mirror.naming import meta_table_name
 from connector.schema_mirror.types import UtcDateTime
 

@@ -15,7 +15,13 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Connection
 
 from connector.channel_conflicts import ChannelConflictRegister
-from connector.cosell.registration import IllegalTransition, Registration, RegistrationStatus, expire_due, transition
+from connector.cosell.registration import (
+    IllegalTransition,
+    Registration,
+    RegistrationStatus,
+    expire_due,
+    transition,
+)
 
 __all__ = ["REGISTRATION", "Upkeep", "UpkeepReport", "expire_registrations", "org_today"]
 

@@ -8,7 +8,6 @@ import datetime as dt
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import update
 
 from connector.channel_conflicts import ChannelConflictError, list_channel_conflicts
 from connector.config import Settings
