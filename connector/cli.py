@@ -22,6 +22,11 @@ report_app = typer.Typer(help="Reports from the mirrored data.", no_args_is_help
 app.add_typer(report_app, name="report")
 mapping_app = typer.Typer(help="Mapping files: validate them, export their JSON Schema.", no_args_is_help=True)
 app.add_typer(mapping_app, name="mapping")
+registrations_app = typer.Typer(help="Deal registrations: expiry on the org's clock.", no_args_is_help=True)
+app.add_typer(registrations_app, name="registrations")
+conflicts_app = typer.Typer(help="Channel conflicts between partners' claims: list and resolve them.",
+                            no_args_is_help=True)
+app.add_typer(conflicts_app, name="conflicts")
 from connector.marketplace.cli import marketplace_app, report_reconciliation  # noqa: E402 - sub-apps after `app`
 from connector.overlaps.cli import overlaps_app, report_pipeline  # noqa: E402
 from connector.partners.cli import partners_app  # noqa: E402
@@ -440,6 +445,94 @@ def sync(
         console.print(f"[yellow]{result.parked} record(s) parked[/yellow]: Salesforce refused them; the error is on "
                       "each row (_sync_error) and in _cosell_dead_letters. They are retried when the row changes.")
         raise typer.Exit(1)
+
+
+@registrations_app.command("expire")
+def registrations_expire() -> None:
+    """Move every approved registration past its expiry date (the org's date) to Expired, in the portal and in
+    Salesforce: for cron users; `cosell serve` does it on its own (COSELL_REGISTRATION_CHECK_INTERVAL)."""
+    from rich.console import Console
+
+    from connector.registration_upkeep import REGISTRATION
+
+    from connector.scheduler import LockBusy, SyncRunner
+
+    console = Console()
+    connector = _connector()
+    runner = SyncRunner(connector)
+    try:
+        result = runner.run([REGISTRATION], trigger="registrations", wait=0)
+    except LockBusy as exc:
+        _fail(RuntimeError(str(exc)))
+    expired = [x for step in runner.last_upkeep.values() for x in step.expired]
+    console.print(f"registration check: run {result.run_id} {result.status}; {len(expired)} registration(s) "
+                  f"expired{': ' + ', '.join(expired) if expired else ''}")
+    if result.error:
+        console.print(f"[red]{result.error}[/red]")
+        raise typer.Exit(2)
+
+
+def _conflict_register(connector):
+    from connector.channel_conflicts import ChannelConflictRegister
+    from connector.errors import ConnectorError
+
+    try:
+        connector.sync.prepare()
+    except ConnectorError as exc:
+        _fail(exc)
+    s = connector.settings
+    return ChannelConflictRegister.for_sync(connector.sync, ownership=s.direct_ownership(),
+                                            flag=s.channel_conflict_flag)
+
+
+@conflicts_app.command("list")
+def conflicts_list(
+    status: str = typer.Option("open", "--status", help="open, resolved, or all."),
+    fmt: str = typer.Option("table", "--format", help="table or json."),
+) -> None:
+    """The channel conflicts found so far, oldest first, with both claims."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from connector.channel_conflicts import ChannelConflictError
+
+    try:
+        found = _conflict_register(_connector()).list(status=None if status == "all" else status)
+    except ChannelConflictError as exc:
+        _fail(exc)
+    if fmt == "json":
+        typer.echo(json.dumps([c.as_dict() for c in found], indent=2))
+        return
+    if fmt != "table":
+        _fail(ValueError(f"unknown format {fmt!r}; choose one of: table, json"))
+    table = Table(title=f"Channel conflicts ({status})")
+    for column in ("id", "kind", "claims", "found", "status"):
+        table.add_column(column, overflow="fold")
+    for c in found:
+        claims = "\n".join(f"{x['registration_id'] or x['registration']}: {x['partner_name']} ({x['status']}) "
+                            f"on {x['opportunity_name'] or 'no opportunity'}" for x in c.claims)
+        table.add_row(str(c.id), c.kind, claims, f"{c.detected_by} {c.detected_at:%Y-%m-%d %H:%M}",
+                      c.status if c.status == "open" else f"{c.decision} by {c.resolved_by}")
+    Console().print(table)
+
+
+@conflicts_app.command("resolve")
+def conflicts_resolve(
+    conflict_id: int = typer.Argument(..., help="The conflict's id (cosell conflicts list)."),
+    decision: str = typer.Option(..., "--decision", help="honour (one claim stands) or dismiss (not a conflict)."),
+    by: str = typer.Option(..., "--by", help="Who decided (recorded)."),
+    winner: Optional[str] = typer.Option(None, "--winner", help="honour: the registration that stands (Id)."),
+    note: Optional[str] = typer.Option(None, "--note", help="Why (required to dismiss)."),
+) -> None:
+    """Record an admin's decision on a channel conflict; the opportunity's flag clears at the next sync."""
+    from connector.channel_conflicts import ChannelConflictError
+
+    try:
+        done = _conflict_register(_connector()).resolve(conflict_id, decision=decision, by=by, winner=winner,
+                                                        note=note)
+    except ChannelConflictError as exc:
+        _fail(exc)
+    typer.echo(f"channel conflict {done.id} resolved: {done.decision} by {done.resolved_by}")
 
 
 @report_app.command("attribution")

@@ -12,6 +12,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict,
                                YamlConfigSettingsSource)
 
+from connector.cosell.channel import DirectOwnership
+
 AuthFlow = Literal["jwt", "refresh_token", "password", "session"]
 AUTH_FLOWS: tuple[str, ...] = get_args(AuthFlow)
 DEFAULT_CONFIG_FILE = Path("cosell.config.yaml")
@@ -96,6 +98,18 @@ class Settings(BaseSettings):
                                         "change is pushed at most this long after it commits.")
     stream_batch_wait: float = Field(0.05, ge=0, le=10, description="Seconds events are gathered before their "
                                      "records are read and applied, so a burst costs one query, not one per event.")
+    direct_account_types: str = Field(
+        "Customer - Direct", description="Comma-separated Account.Type values that mean direct sales owns the "
+        "account: a partner's registration of such an end customer is a channel conflict. Empty: none by type.")
+    direct_account_owners: str = Field(
+        "", description="Comma-separated User Ids of the direct sales team: an end customer they own is direct-owned "
+        "whatever its type. Empty: none by owner.")
+    channel_conflict_flag: bool = Field(
+        True, description="Flag an opportunity with an open channel conflict in Salesforce (Channel_Conflict__c and "
+        "Channel_Conflict_Reason__c, when the org has them and the mapping syncs them).")
+    registration_check_interval: int = Field(
+        3600, ge=60, le=86400, description="Seconds between `cosell serve`'s registration checks: expiring approved "
+        "registrations past their expiry date (org clock) and looking for channel conflicts.")
     log_format: Literal["text", "json"] = Field("text", description="Log lines as text or one JSON object each.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Least severe level logged.")
     admin_session_hours: float = Field(8.0, gt=0, le=24 * 30, description="How long an admin console sign-in "
@@ -146,6 +160,12 @@ class Settings(BaseSettings):
         if config_path is not None and config_path.is_file():
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_path))
         return tuple(sources)
+
+    def direct_ownership(self) -> DirectOwnership:
+        """The rule that says which end customers direct sales owns, from the two settings above."""
+        def names(value: str) -> frozenset[str]:
+            return frozenset(v.strip() for v in value.split(",") if v.strip())
+        return DirectOwnership(types=names(self.direct_account_types), owners=names(self.direct_account_owners))
 
     def describe(self) -> dict[str, Any]:
         """Settings as an admin may see them: secrets masked, never printed."""

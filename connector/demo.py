@@ -180,6 +180,15 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
                                      "transaction_type": "SELLER_REV_SHARE"})
             writer.writerow(event | {"billing_event_id": "be-demo-2", "amount": "-8250.00",
                                      "transaction_type": "AWS_REV_SHARE"})
+            # the disbursement: what reached the bank, line by line against the invoiced lines
+            paid = {"action": "DISBURSED", "disbursement_billing_event_id": "be-demo-pay", "bank_trace_id": "trace-1"}
+            writer.writerow(event | paid | {"billing_event_id": "be-demo-3", "amount": "-275000.00",
+                                            "transaction_type": "SELLER_REV_SHARE",
+                                            "parent_billing_event_id": "be-demo-1"})
+            writer.writerow(event | paid | {"billing_event_id": "be-demo-4", "amount": "8250.00",
+                                            "transaction_type": "AWS_REV_SHARE", "parent_billing_event_id": "be-demo-2"})
+            writer.writerow(event | {"billing_event_id": "be-demo-pay", "amount": "-266750.00", "action": "DISBURSED",
+                                     "transaction_type": "DISBURSEMENT", "bank_trace_id": "trace-1"})
         result = PayoutLedger(connector.mirror).import_feed(parse_feed(feed), rules=rules_from(connector.settings))
         missing = result.reconciliation.counts().get("missing_payout", 0)
         console.print(f"  this deal: matched; {missing} other won marketplace deal(s) of the demo org have had no "
@@ -188,7 +197,41 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
         won = org.get("Opportunity", registration["Opportunity__c"])
         console.print(f"  Salesforce: Reconciliation_Status__c [cyan]{won['Reconciliation_Status__c']}[/cyan], "
                       f"Net_Received_Amount__c {won['Net_Received_Amount__c']:,.2f} EUR (275,000.00 billed "
-                      "less the 3% listing fee)")
+                      "less the 3% listing fee, disbursed to the bank)")
+        step("Another partner claims the same customer: a channel conflict",
+             "The customer is protected by the approved registration; a second partner registering a new deal "
+             "there is flagged at once, kept with both claims, and flagged on the opportunity in Salesforce.")
+        rival = _account(org, f"Is_Partner__c = true AND Partner_Type__c = 'Reseller' AND Id != '{partner['Id']}'") \
+            or _account(org, f"Is_Partner__c = true AND Id != '{partner['Id']}' AND Id != '{cloud['Id']}'")
+        claim = portal.register_deal(partner=rival["Id"], end_customer=customer["Id"],
+                                     name=f"{customer['Name']} - analytics add-on", close_date=dt.date(2025, 6, 30),
+                                     role="Reseller", attribution="Sourced")
+        for found in claim.channel_conflicts:
+            console.print(f"  [yellow]{found.kind}[/yellow]: {rival['Name']} at {customer['Name']}, where "
+                          f"{partner['Name']} holds the approved registration")
+        step.sync(connector, "the flag to Salesforce")
+        flagged = org.records(f"SELECT Channel_Conflict__c, Channel_Conflict_Reason__c FROM Opportunity WHERE "
+                              f"Portal_Id__c = '{claim.opportunity}'")[0]
+        console.print(f"  Salesforce: Channel_Conflict__c {flagged['Channel_Conflict__c']} "
+                      f"({(flagged['Channel_Conflict_Reason__c'] or '')[:60]}...)")
+        stored = next(c for c in portal.conflicts.list() if claim.registration in c.registration_keys)
+        portal.conflicts.resolve(stored.id, decision="honour", winner=registration["Id"], by="channel-ops@vendor",
+                                 note="approved registration stands until its expiry")
+        step.sync(connector, "the channel manager honours the approved claim")
+        cleared = org.records(f"SELECT Channel_Conflict__c FROM Opportunity WHERE Portal_Id__c = "
+                              f"'{claim.opportunity}'")[0]["Channel_Conflict__c"]
+        console.print(f"  conflict {stored.id} resolved (honour, by channel-ops@vendor, recorded); "
+                      f"Channel_Conflict__c {cleared}")
+
+        step("The protection ends: the registration expires",
+             "Its expiry date (2025-09-30) has passed on the org's clock; the co-sell step of the next sync moves "
+             "it to Expired on both sides (also `cosell registrations expire`, and every hour under `cosell serve`).")
+        from connector.scheduler import SyncRunner
+
+        runner = SyncRunner(connector)
+        runner.run(["Deal_Registration__c"], trigger="registrations")
+        expired = org.get("Deal_Registration__c", registration["Id"])["Status__c"]
+        console.print(f"  Salesforce: Deal_Registration__c {registration['Id']} status [cyan]{expired}[/cyan]")
         usage = connector.client.usage
         console.print(f"API calls the connector made: {connector.client.calls} (org usage {usage.used}/"
                       f"{usage.total}); a naive record-by-record integration makes one per record.")

@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from connector.cosell.channel import ChannelConflict, detect_channel_conflicts
-from connector.cosell.registration import IllegalTransition, Registration, transition
+from connector.channel_conflicts import ChannelConflictRegister
+from connector.cosell.channel import ChannelConflict, DirectOwnership
+from connector.cosell.registration import IllegalTransition, transition
 from connector.cosell.roles import ATTRIBUTIONS, SPLIT_TYPES, RoleSet, UnknownRole
-from connector.cosell.splits import Participant, check_splits
+from connector.cosell.splits import Participant, check_splits, validate_splits
 
 
 class PortalError(ValueError):
@@ -38,15 +39,27 @@ class RegisteredDeal:
 class Portal:
     """Co-sell actions on the mirrored tables; `tables` are those the sync engine uses."""
 
-    def __init__(self, engine: Engine, tables: dict[str, Table], roles: RoleSet | None = None) -> None:
+    def __init__(self, engine: Engine, tables: dict[str, Table], roles: RoleSet | None = None, *,
+                 schema: str | None = None, prefix: str = "", ownership: DirectOwnership | None = None,
+                 flag_conflicts: bool = True) -> None:
         self.engine, self.tables = engine, tables
         for name in ("Account", "Opportunity", "Co_Sell_Participant__c", "Deal_Registration__c"):
             if name not in tables:
                 raise PortalError(f"{name} is not mirrored: map it read_write and run `cosell mirror`")
         self.roles = roles or RoleSet.builtin()
+        self._register_options = dict(schema=schema, prefix=prefix, ownership=ownership, flag=flag_conflicts)
+        self._register: ChannelConflictRegister | None = None
+
+    @property
+    def conflicts(self) -> ChannelConflictRegister:
+        """The channel-conflict register, made (with its table) on first use, so read-only use writes nothing."""
+        if self._register is None:
+            self._register = ChannelConflictRegister(self.engine, self.tables, **self._register_options)
+        return self._register
 
     @classmethod
-    def for_sync(cls, sync: Any, *, install_capture: bool = True) -> Portal:
+    def for_sync(cls, sync: Any, *, install_capture: bool = True, ownership: DirectOwnership | None = None,
+                 flag_conflicts: bool = True) -> Portal:
         """The portal API on the tables a sync engine keeps, with the org's own role picklist values.
         Makes sure change capture is installed first, so every write the API makes reaches Salesforce; on
         an up-to-date database that check only reads (`install_capture=False` for read-only use skips it,
@@ -55,7 +68,8 @@ class Portal:
         role_field = schemas["Co_Sell_Participant__c"].field("Role__c") if "Co_Sell_Participant__c" in schemas \
             else None
         roles = RoleSet.from_picklist([p.value for p in role_field.picklist]) if role_field else None
-        return cls(sync.engine, sync.tables(schemas), roles)
+        return cls(sync.engine, sync.tables(schemas), roles, schema=sync.schema, prefix=sync.prefix,
+                   ownership=ownership, flag_conflicts=flag_conflicts)
 
     def _require_role(self, role: str) -> None:
         try:
@@ -108,7 +122,9 @@ class Portal:
             else:
                 opp_uuid = self._row(conn, "Opportunity", opportunity)["_uuid"]
             opp_row = self._row(conn, "Opportunity", opp_uuid)
-            conflicts = self._channel_conflicts(conn, opp_row, partner_row, customer_row, direct_owned_accounts)
+            if opportunity is not None:
+                self._check_newcomer(conn, opp_row, Participant(
+                    "(new)", opp_uuid, partner_row["_uuid"], role, attribution))
             registration = self._insert(conn, "Deal_Registration__c", {
                 "status__c": "Draft", "registered_amount__c": amount, "program__c": program,
                 **self._ref(opp_row, "opportunity__c"), **self._ref(partner_row, "partner_account__c"),
@@ -116,6 +132,7 @@ class Portal:
             participant = self._insert(conn, "Co_Sell_Participant__c", {
                 "role__c": role, "attribution__c": attribution, **self._ref(opp_row, "opportunity__c"),
                 **self._ref(partner_row, "partner_account__c")})
+            conflicts = self._channel_conflicts(conn, registration, customer_row, direct_owned_accounts, "register")
         return RegisteredDeal(registration, opp_uuid, participant, tuple(conflicts))
 
     @contextmanager
@@ -126,24 +143,18 @@ class Portal:
             with self.engine.begin() as new:
                 yield new
 
-    def _channel_conflicts(self, conn: Connection, opp_row: dict[str, Any], partner_row: dict[str, Any],
-                           customer_row: dict[str, Any], direct_owned: frozenset[str]) -> list[ChannelConflict]:
-        table = self.tables["Deal_Registration__c"]
+    def _channel_conflicts(self, conn: Connection, registration: str, customer_row: dict[str, Any],
+                           direct_owned: frozenset[str], trigger: str) -> list[ChannelConflict]:
+        """The conflicts `registration` takes part in, stored in the register (and flagged on the opportunity)
+        in the caller's transaction. Direct ownership comes from the account rows; `direct_owned` (account
+        Ids or UUIDs a caller passes, the older way) still counts."""
+        found = [c for c, _ in self.conflicts.check(conn, trigger=trigger, claim=registration)]  # type: ignore[arg-type]
         customer_keys = {k for k in (customer_row.get("sfid"), customer_row["_uuid"]) if k}
-        rows = conn.execute(select(table).where(or_(
-            table.c.end_customer_account__c.in_(customer_keys),
-            table.c._end_customer_account__c_uuid.in_(customer_keys)))).mappings().all()
-        existing = [Registration(key=r["_uuid"], status=r["status__c"] or "Draft",
-                                 partner_account=r["partner_account__c"] or r["_partner_account__c_uuid"],
-                                 end_customer_account=customer_row["_uuid"],
-                                 opportunity_key=r["opportunity__c"] or r["_opportunity__c_uuid"])
-                    for r in rows]
-        candidate = Registration(key="(new)", status="Submitted",
-                                 partner_account=partner_row.get("sfid") or partner_row["_uuid"],
-                                 end_customer_account=customer_row["_uuid"],
-                                 opportunity_key=opp_row.get("sfid") or opp_row["_uuid"])
-        found = detect_channel_conflicts([*existing, candidate], direct_owned_accounts=direct_owned)
-        return [c for c in found if "(new)" in c.registration_keys]
+        if customer_keys & set(direct_owned) and not any(c.kind == "direct_owned_account" for c in found):
+            found.append(ChannelConflict("direct_owned_account", (registration,),
+                                         f"registration {registration} claims end customer "
+                                         f"{customer_row.get('name')}, which direct sales already owns"))
+        return found
 
     def _insert(self, conn: Connection, name: str, values: dict[str, Any]) -> str:
         table = self.tables[name]
@@ -161,10 +172,40 @@ class Portal:
         with self.engine.begin() as conn:
             opp_row = self._row(conn, "Opportunity", opportunity)
             partner_row = self._row(conn, "Account", partner)
+            self._check_newcomer(conn, opp_row, Participant(
+                "(new)", opp_row["_uuid"], partner_row["_uuid"], role, attribution, split_type, split_percent))
             return self._insert(conn, "Co_Sell_Participant__c", {
                 "role__c": role, "attribution__c": attribution, "split_type__c": split_type,
                 "split_percent__c": split_percent, **self._ref(opp_row, "opportunity__c"),
                 **self._ref(partner_row, "partner_account__c")})
+
+    def _participants(self, conn: Connection, opp_row: dict[str, Any]) -> list[dict[str, Any]]:
+        table = self.tables["Co_Sell_Participant__c"]
+        keys = {k for k in (opp_row.get("sfid"), opp_row["_uuid"]) if k}
+        return [dict(r) for r in conn.execute(select(table).where(or_(
+            table.c.opportunity__c.in_(keys), table.c._opportunity__c_uuid.in_(keys)))).mappings().all()]
+
+    def _check_newcomer(self, conn: Connection, opp_row: dict[str, Any], newcomer: Participant) -> None:
+        """Refuse a participant the sync would have to park: a second Sourced party, or a revenue split that
+        leaves the opportunity's revenue splits off 100 (set every split at once with set_splits instead).
+        Checked before anything is written, so the participant already there is never parked for it."""
+        rows = self._participants(conn, opp_row)
+        present = [Participant(r["_uuid"], opp_row["_uuid"], r["partner_account__c"] or r["_partner_account__c_uuid"],
+                               r["role__c"], r["attribution__c"], r["split_type__c"], r["split_percent__c"])
+                   for r in rows]
+        problems = [p for p in validate_splits([*present, newcomer]) if "(new)" in p.participant_keys]
+        if not problems:
+            return
+        sourced = next((p for p in problems if p.kind == "multiple_sourced"), None)
+        if sourced is not None:
+            holder = next(r for r in rows if r["attribution__c"] == "Sourced")
+            raise PortalError(
+                f"opportunity {opp_row.get('sfid') or opp_row['_uuid']} is already Sourced by participant "
+                f"{holder.get('sfid') or holder['_uuid']} (partner {holder['partner_account__c'] or holder['_partner_account__c_uuid']}); "
+                "one party sources a deal: add this partner as Influenced or Delivered")
+        raise PortalError("; ".join(p.message.replace("(new)", "the new participant") for p in problems)
+                          + ("; to change several splits at once use set_splits"
+                             if any(p.kind == "revenue_total" for p in problems) else ""))
 
     def set_splits(self, opportunity: str, splits: dict[str, tuple[str, Decimal]]) -> None:
         """Set (split type, percent) of the given participants at once; the opportunity's revenue
@@ -172,9 +213,7 @@ class Portal:
         table = self.tables["Co_Sell_Participant__c"]
         with self.engine.begin() as conn:
             opp_row = self._row(conn, "Opportunity", opportunity)
-            keys = {k for k in (opp_row.get("sfid"), opp_row["_uuid"]) if k}
-            rows = conn.execute(select(table).where(or_(table.c.opportunity__c.in_(keys),
-                                                        table.c._opportunity__c_uuid.in_(keys)))).mappings().all()
+            rows = self._participants(conn, opp_row)
             by_key = {r["_uuid"]: dict(r) for r in rows}
             by_key.update({r["sfid"]: by_key[r["_uuid"]] for r in rows if r["sfid"]})
             unknown = [k for k in splits if k not in by_key]
@@ -195,13 +234,15 @@ class Portal:
                     split_type__c=p.split_type, split_percent__c=p.split_percent))
 
     # -- registration moves -----------------------------------------------------------------
-    def submit(self, registration: str, *, at: dt.datetime | None = None) -> None:
-        self._move(registration, "Submitted", at=at)
+    def submit(self, registration: str, *, at: dt.datetime | None = None) -> list[ChannelConflict]:
+        """Submit a Draft (or resubmit a Rejected) registration; the channel conflicts it takes part in are
+        checked again now (two partners may each have drafted the same deal), stored and returned."""
+        return self._move(registration, "Submitted", at=at)
 
     def withdraw(self, registration: str, *, at: dt.datetime | None = None) -> None:
         self._move(registration, "Withdrawn", at=at)
 
-    def _move(self, registration: str, target: str, *, at: dt.datetime | None) -> None:
+    def _move(self, registration: str, target: str, *, at: dt.datetime | None) -> list[ChannelConflict]:
         table = self.tables["Deal_Registration__c"]
         at = at or dt.datetime.now(dt.timezone.utc)
         with self.engine.begin() as conn:
@@ -216,3 +257,6 @@ class Portal:
                 if column in table.c:
                     values[column] = value
             conn.execute(update(table).where(table.c._uuid == row["_uuid"]).values(**values))
+            if target != "Submitted":
+                return []
+            return [c for c, _ in self.conflicts.check(conn, trigger="submit", claim=row["_uuid"], at=at)]

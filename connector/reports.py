@@ -7,25 +7,52 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import MetaData, Table, select
 
 from connector.cosell.attribution import AttributionRow, Credit, Deal, Period, attribute
 from connector.schema_mirror.currency import CurrencyTable
 from connector.schema_mirror.mirror import SchemaMirror
 from connector.spreadsheet import csv_text
+from connector.schema_mirror.tables import object_table
 
 
 def attribution_report(mirror: SchemaMirror, *, period: Period = "quarter") -> list[AttributionRow]:
-    opp, part, account = (mirror.table(n) for n in ("Opportunity", "Co_Sell_Participant__c", "Account"))
+    """Deals and participants keyed by the row's UUID, not its Salesforce Id, so a deal created in the portal
+    counts before the sync has pulled it back (its Id, and the participants' links to it, come only then)."""
+    opp, part, account = _synced_tables(mirror, "Opportunity", "Co_Sell_Participant__c", "Account")
     with mirror.engine.connect() as conn:
         rates = CurrencyTable.load(conn, mirror.schema, mirror.prefix)
-        names = dict(conn.execute(select(account.c.sfid, account.c.name)).all())
-        deals = [deal_of(r) for r in conn.execute(select(opp))]
+        accounts = conn.execute(select(account.c.sfid, account.c._uuid, account.c.name)).all()
+        account_key = {**{r.sfid: r.sfid for r in accounts if r.sfid}, **{r._uuid: r.sfid or r._uuid for r in accounts}}
+        names = {r.sfid or r._uuid: r.name for r in accounts}
+        deals, deal_key = [], {}
+        for r in conn.execute(select(opp)):
+            deals.append(Deal(r._uuid, r.name, r.amount, getattr(r, "currencyisocode", None), r.closedate,
+                              bool(r.isclosed), bool(r.iswon)))
+            deal_key[r._uuid] = r._uuid
+            if r.sfid:
+                deal_key[r.sfid] = r._uuid
         p = part.c
-        credits = [credit_of(r, names) for r in conn.execute(select(p.opportunity__c, p.partner_account__c,
-                                                                     p.attribution__c, p.split_type__c,
-                                                                     p.split_percent__c))]
+        credits = []
+        for r in conn.execute(select(p.opportunity__c, p._opportunity__c_uuid, p.partner_account__c,
+                                     p._partner_account__c_uuid, p.attribution__c, p.split_type__c,
+                                     p.split_percent__c)):
+            partner = account_key.get(r.partner_account__c or r._partner_account__c_uuid or "", r.partner_account__c)
+            credits.append(Credit(deal_key.get(r.opportunity__c or r._opportunity__c_uuid or "", ""), partner or "",
+                                  names.get(partner, "(no partner)"), r.attribution__c, r.split_type__c,
+                                  r.split_percent__c))
     return attribute(deals, credits, rates.convert, period=period)
+
+
+def _synced_tables(mirror: SchemaMirror, *names: str) -> list[Table]:
+    """The tables as the sync keeps them, with the `_<reference>_uuid` link columns a portal row fills before
+    Salesforce has seen its parent (the mirror's own view of a table leaves them out)."""
+    schemas = mirror.schemas()
+    md = MetaData(schema=mirror.schema)
+    missing = [n for n in names if n not in schemas]
+    if missing:
+        raise KeyError(f"{', '.join(missing)} not mirrored in this database; run `cosell mirror` first")
+    return [object_table(schemas[n], md, mirror.engine.dialect) for n in names]
 
 
 def deal_of(row: Any, key: str | None = None) -> Deal:

@@ -260,6 +260,8 @@ class SyncRunner:
         self.mutex = threading.Lock()
         self.threads: list[threading.Thread] = []
         self.current: str | None = None
+        self.upkeep = None
+        self.last_upkeep: dict[str, object] = {}   # "before"/"after" -> the last co-sell step's UpkeepReport
 
     def run(self, objects: list[str] | None, *, full: bool = False, trigger: str = "scheduled",
             wait: float | None = None):
@@ -364,12 +366,40 @@ class SyncRunner:
         renewer = threading.Thread(target=self._renew, args=(target, owner, stop), daemon=True)
         renewer.start()
         try:
-            return self.connector.sync.run(objects, full=full, trigger=trigger, owner=owner)
+            upkeep = self._upkeep(objects)
+            self._cosell_step(upkeep, "before")
+            report = self.connector.sync.run(objects, full=full, trigger=trigger, owner=owner)
+            self._cosell_step(upkeep, "after")
+            return report
         finally:
             stop.set()
             self.lock.release(target, owner)
             self.current = None
             self.mutex.release()
+
+    def _upkeep(self, objects: list[str] | None):
+        """The co-sell step (expiry before, channel conflicts after) of a run that syncs registrations, under
+        the run's locks; None for runs that do not."""
+        from connector.registration_upkeep import Upkeep
+
+        if self.upkeep is None:
+            self.upkeep = Upkeep(self.connector.sync, getattr(self.connector, "settings", None))
+        return self.upkeep if self.upkeep.applies(objects) else None
+
+    def _cosell_step(self, upkeep, when: str) -> None:
+        if upkeep is None:
+            return
+        try:
+            done = getattr(upkeep, when)()
+        except Exception as exc:   # the sync itself must still run and end; the next run tries again
+            log.error("co-sell step %s the sync failed: %s", when, exc)
+            return
+        self.last_upkeep[when] = done
+        if done.expired:
+            log.info("expired %d registration(s): %s", len(done.expired), ", ".join(done.expired))
+        if done.conflicts:
+            log.info("%d open channel conflict(s): ids %s", len(done.conflicts),
+                     ", ".join(map(str, done.conflicts)))
 
     def _renew(self, target, owner: str, stop: threading.Event) -> None:
         # Other processes judge the run row by HEARTBEAT_TTL whatever this runner's lock ttl is.
@@ -409,6 +439,24 @@ def run_scheduled(key: str, object_name: str) -> None:
     log.info("scheduled sync of %s: run %s %s", object_name, report.run_id, report.status)
 
 
+REGISTRATIONS_JOB = "cosell:registrations"
+
+
+def run_registration_check(key: str) -> None:
+    """The registration check of `cosell serve`: a run of Deal_Registration__c, whose co-sell step expires what
+    is due, sends it to Salesforce and looks for channel conflicts."""
+    runner = _RUNNERS.get(key)
+    if runner is None:
+        log.warning("no sync runner for %s in this process; registration check skipped", key)
+        return
+    try:
+        report = runner.run(["Deal_Registration__c"], trigger="registrations")
+    except LockBusy as exc:
+        log.info("registration check skipped: %s", exc)
+        return
+    log.info("registration check: run %s %s", report.run_id, report.status)
+
+
 class SyncScheduler:
     """One interval job per mapped object, stored in the local database (`_cosell_jobs`), with
     `max_instances=1` and coalescing: missed runs collapse into one, and a run never overlaps itself."""
@@ -446,10 +494,23 @@ class SyncScheduler:
 
         wanted = {JOB_PREFIX + name: om.poll_interval for name, om in self.runner.connector.mapping.objects.items()
                   if name not in self.streamed}
+        registrations = self.runner.connector.mapping.objects.get("Deal_Registration__c")
+        settings = getattr(self.runner.connector, "settings", None)
+        check = settings.registration_check_interval if settings is not None else 3600
+        if registrations is not None and registrations.direction == "read_write":
+            wanted[REGISTRATIONS_JOB] = check
         for job in self.scheduler.get_jobs():
             if job.id not in wanted:
                 job.remove()
+        if REGISTRATIONS_JOB in wanted:
+            job = self.scheduler.get_job(REGISTRATIONS_JOB)
+            if job is None or job.trigger.interval != dt.timedelta(seconds=check):
+                self.scheduler.add_job(run_registration_check, IntervalTrigger(seconds=check, timezone=UTC),
+                                       args=[self.key], id=REGISTRATIONS_JOB, name="registration check",
+                                       replace_existing=True)
         for job_id, seconds in wanted.items():
+            if not job_id.startswith(JOB_PREFIX):
+                continue
             job = self.scheduler.get_job(job_id)
             same = (job is not None and isinstance(job.trigger, IntervalTrigger)
                     and job.trigger.interval == dt.timedelta(seconds=seconds) and job.args == (self.key, job_id[len(JOB_PREFIX):]))

@@ -23,7 +23,8 @@ from connector.admin.alerts import AlertService
 from connector.admin.auth import QUERY_TOKEN_NAMES, bearer_dependency
 from connector.admin.models import Health, Problem
 from connector.admin.queries import AdminQueries
-from connector.admin.routers import AdminContext, conflicts, metrics, parked, reports, resync, runs, status
+from connector.admin.routers import (AdminContext, channel_conflicts, conflicts, metrics, parked, reports, resync,
+                                     runs, status)
 from connector.scheduler import SyncRunner
 from connector.sync.state import add_missing_columns
 
@@ -31,7 +32,7 @@ __all__ = ["create_app", "QUERY_TOKEN_NAMES"]
 
 log = logging.getLogger("connector.admin")
 UTC = dt.timezone.utc
-ROUTERS = (status.router, runs.router, conflicts.router, parked.router, reports.router, resync.router,
+ROUTERS = (status.router, runs.router, conflicts.router, channel_conflicts.router, parked.router, reports.router, resync.router,
            metrics.router)
 
 

@@ -39,6 +39,8 @@ class ReconciliationOut(BaseModel):
     credits: Decimal | None = None
     adjustments: Decimal | None = None
     net: Decimal | None
+    received: Decimal | None = Field(None, description="What reached the seller's bank (disbursed lines).")
+    outstanding: Decimal | None = Field(None, description="Invoiced, net of fees, and not disbursed yet.")
     difference: Decimal | None
     payout_currencies: str | None
     lines: int
@@ -193,3 +195,25 @@ def decode(raw: str | None) -> Any:
         return raw
 
 
+class ChannelConflictOut(BaseModel):
+    id: int
+    kind: str = Field(description="competing_registrations, customer_claimed, direct_owned_account or "
+                                  "duplicate_approval.")
+    status: str = Field(description="open or resolved.")
+    reason: str
+    claims: list[dict[str, Any]] = Field(description="Each registration as found: Id, status, partner, end "
+                                                     "customer and opportunity with their names.")
+    detected_by: str = Field(description="register, submit or sync.")
+    detected_at: dt.datetime
+    decision: str | None = None
+    winner: str | None = None
+    note: str | None = None
+    resolved_by: str | None = None
+    resolved_at: dt.datetime | None = None
+
+
+class ResolveChannelConflict(BaseModel):
+    decision: Literal["honour", "dismiss"]
+    by: str = Field(min_length=1, max_length=255, description="Who decided (recorded).")
+    winner: str | None = Field(None, max_length=36, description="honour: the registration that stands (Id or UUID).")
+    note: str | None = Field(None, max_length=4000, description="Why; required to dismiss.")

@@ -11,6 +11,8 @@ from connector.cosell.channel import (
     CHANNEL_CONFLICT_KINDS,
     ChannelConflict,
     ChannelConflictKind,
+    DEFAULT_DIRECT_ACCOUNT_TYPES,
+    DirectOwnership,
     detect_channel_conflicts,
 )
 from connector.cosell.registration import (
@@ -100,6 +102,8 @@ __all__ = [
     "CHANNEL_CONFLICT_KINDS",
     "ChannelConflict",
     "ChannelConflictKind",
+    "DEFAULT_DIRECT_ACCOUNT_TYPES",
+    "DirectOwnership",
     "detect_channel_conflicts",
     # conflict policies, registered by these names: registration_status, participant_edit_wins and
     # participant_delete_wins (COSELL_POLICY_NAMES); loaded on first use

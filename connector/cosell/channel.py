@@ -1,6 +1,8 @@
-"""Channel conflicts between deal registrations: competing partner claims, claims on accounts direct sales
-owns, and a second approval for the same opportunity and role. Flags only; a channel manager decides.
-Pure: the caller supplies the registrations, which accounts direct sales owns and each partner's role."""
+"""Channel conflicts between deal registrations: competing partner claims (on one opportunity, or on an end
+customer another partner holds an approved registration at), claims on accounts direct sales owns, and a
+second approval for the same opportunity and role. Flags only; a channel manager decides.
+Pure: the caller supplies the registrations, the accounts direct sales owns (DirectOwnership says which, from
+an account's own fields) and each partner's role."""
 
 from __future__ import annotations
 
@@ -15,11 +17,14 @@ __all__ = [
     "CHANNEL_CONFLICT_KINDS",
     "ChannelConflict",
     "ChannelConflictKind",
+    "DEFAULT_DIRECT_ACCOUNT_TYPES",
+    "DirectOwnership",
     "detect_channel_conflicts",
 ]
 
 ChannelConflictKind = Literal[
     "competing_registrations",  # live registrations from different partners for one customer and opportunity
+    "customer_claimed",         # a live registration at an end customer another partner holds an approval at
     "direct_owned_account",     # a live registration on an account direct sales already owns
     "duplicate_approval",       # more than one approved registration per opportunity and partner role
 ]
@@ -32,6 +37,31 @@ class ChannelConflict:
     registration_keys: tuple[str, ...]
     reason: str
 
+    @property
+    def fingerprint(self) -> str:
+        """The same conflict found again (by another check, after a restart) has the same fingerprint: its kind
+        and its registrations, in any order."""
+        return f"{self.kind}:{','.join(sorted(self.registration_keys))}"
+
+
+DEFAULT_DIRECT_ACCOUNT_TYPES: frozenset[str] = frozenset({"Customer - Direct"})
+"""Account.Type values that mean direct sales owns the account (the standard picklist's "Customer - Direct";
+"Customer - Channel" is the customer the channel serves). Reveal builds the same status from account fields."""
+
+
+@dataclass(frozen=True)
+class DirectOwnership:
+    """Which end-customer accounts direct sales owns, read from the account itself: its Type is one of `types`,
+    or its owner is one of `owners` (the direct team's User Ids). A partner registering such an account is
+    the PartnerStack case: the vendor's own sales already works it."""
+
+    types: frozenset[str] = DEFAULT_DIRECT_ACCOUNT_TYPES
+    owners: frozenset[str] = frozenset()
+
+    def owns(self, account_type: str | None, owner: str | None) -> bool:
+        return (account_type is not None and account_type in self.types) or \
+            (owner is not None and owner in self.owners)
+
 
 def detect_channel_conflicts(registrations: Iterable[Registration], *,
                              direct_owned_accounts: AbstractSet[str] = frozenset(),
@@ -43,6 +73,9 @@ def detect_channel_conflicts(registrations: Iterable[Registration], *,
       same end-customer account and the same opportunity, from different partners. Registrations not yet
       linked to an opportunity compare among themselves (both claim "a deal at this customer"); one without
       an end customer has nothing to compare.
+    - customer_claimed: a live registration for an end customer at which another partner holds an approved
+      registration on another opportunity (or on none): the end customer is that partner's protected claim,
+      whichever deal the newcomer names. One conflict per pair (the approved claim first).
     - direct_owned_account: a live registration whose end customer is in `direct_owned_accounts`. Drafts are
       not flagged: until submitted they are the partner's own notes, not a claim.
     - duplicate_approval: two or more approved registrations on one opportunity whose partners hold the same
@@ -51,7 +84,8 @@ def detect_channel_conflicts(registrations: Iterable[Registration], *,
     """
     regs = list(registrations)
     roles = dict(partner_roles or {})
-    return [*_competing(regs), *_direct_owned(regs, direct_owned_accounts), *_duplicate_approvals(regs, roles)]
+    return [*_competing(regs), *_customer_claimed(regs), *_direct_owned(regs, direct_owned_accounts),
+            *_duplicate_approvals(regs, roles)]
 
 
 def _competing(regs: list[Registration]) -> list[ChannelConflict]:
@@ -70,6 +104,27 @@ def _competing(regs: list[Registration]) -> list[ChannelConflict]:
             f"{len(group)} live registrations for end customer {customer} on {where} come from "
             f"{len(partners)} different partners ({', '.join(_name(p) for p in partners)}): "
             f"{_statuses(group)}; at most one partner's claim can be honoured"))
+    return conflicts
+
+
+def _customer_claimed(regs: list[Registration]) -> list[ChannelConflict]:
+    approved = [r for r in regs if r.status == RegistrationStatus.APPROVED and r.end_customer_account is not None]
+    conflicts = []
+    for holder in approved:
+        for r in regs:
+            if (not r.live or r.key == holder.key or r.end_customer_account != holder.end_customer_account
+                    or r.partner_account == holder.partner_account
+                    or (r.opportunity_key is not None and r.opportunity_key == holder.opportunity_key)):
+                continue   # the same opportunity is competing_registrations' case
+            if r.status == RegistrationStatus.APPROVED and r.key < holder.key:
+                continue   # two approvals: the pair once
+            conflicts.append(ChannelConflict(
+                "customer_claimed", (holder.key, r.key),
+                f"registration {r.key} ({r.status}) by partner {_name(r.partner_account)} claims end customer "
+                f"{holder.end_customer_account}, where registration {holder.key} by partner "
+                f"{_name(holder.partner_account)} is approved"
+                + (f" until {holder.expiry_date.isoformat()}" if holder.expiry_date else "")
+                + " on another deal"))
     return conflicts
 
 

@@ -354,6 +354,9 @@ LOCKED_FIELDS: Mapping[str, frozenset[str]] = MappingProxyType({
                                     "Registered_Amount__c", "Program__c", "CurrencyIsoCode"}),
     # the registered opportunity's deal terms; its end customer is the opportunity's AccountId
     "Opportunity": frozenset({"Amount", "CloseDate", "AccountId", "CurrencyIsoCode"}),
+    # the registered opportunity's participants: their split and attribution are the compensation the vendor
+    # reviews (who sourced the deal, who earns what share), so a partner's change to them waits too
+    "Co_Sell_Participant__c": frozenset({"Attribution__c", "Split_Type__c", "Split_Percent__c"}),
 })
 """Per object, the fields a partner may not change while a registration is in review. Other fields (notes,
 next steps, contacts) flow as usual: locking less than AWS's all-fields freeze keeps the portal useful

@@ -113,12 +113,34 @@ class PayoutLine:
     balance_impacting: bool = True
     fee: Decimal | None = None          # Azure: the store fee Microsoft kept, when the export gives it
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # AWS feed versions: a billing event re-exported with a later update_date replaces the earlier version;
+    # one with delete_date set was withdrawn and counts for nothing
+    updated: str | None = None
+    deleted: bool = False
 
     @property
     def counts_as_revenue(self) -> bool:
-        """Money that belongs in a deal's sums: invoiced or forgiven, balance-impacting, not tax nor payment."""
+        """Money that belongs in a deal's sums: invoiced or forgiven, balance-impacting, not tax nor payment,
+        not deleted."""
         return (self.kind not in ("tax", "disbursement") and self.balance_impacting
-                and self.action != "DISBURSED")
+                and self.action != "DISBURSED" and not self.deleted)
+
+    @property
+    def disbursed(self) -> bool:
+        """An AWS line saying this much of an invoiced line's money was paid to the seller's bank."""
+        return (self.action == "DISBURSED" and self.kind not in ("tax", "disbursement") and self.balance_impacting
+                and not self.deleted)
+
+    @property
+    def disbursement_failure(self) -> bool:
+        """AWS: a DISBURSEMENT record with action INVOICED negates (all or part of) the disbursement its
+        parent_billing_event_id names: the money did not reach the bank."""
+        return self.kind == "disbursement" and self.action == "INVOICED" and not self.deleted
+
+    @property
+    def disbursement_key(self) -> str | None:
+        value = self.raw.get("disbursement_billing_event_id")
+        return str(value).strip() or None if value not in (None, "") else None
 
     def raw_json(self) -> str:
         return json.dumps(self.raw, sort_keys=True, default=str)
@@ -147,6 +169,9 @@ class AgreementOffer:
     agreement_id: str
     offer_id: str
     line_no: int
+    # CPPO: the channel partner's margin on the buyer's price, as a percentage, when the agreement says it;
+    # the feed then bills the ISV the wholesale price, the deal's amount less this margin
+    reseller_margin_percent: Decimal | None = None
 
 
 # The payout store's amount columns: NUMERIC(28, 10). A value outside it is refused with its line,
@@ -412,6 +437,9 @@ def _choice(value: str, name: str, choices: tuple[str, ...] | dict[str, Any]) ->
 # -- per source ------------------------------------------------------------------------------------
 
 def _aws_line(number: int, row: Mapping[str, Any]) -> PayoutLine:
+    updated = _text(row, "update_date")
+    if updated is not None:
+        _version(updated)   # refused here, with its line, rather than when two versions are compared
     action = _choice(_required(row, "action").upper(), "action", AWS_ACTIONS)
     transaction_type = _choice(_required(row, "transaction_type").upper(), "transaction_type",
                                AWS_TRANSACTION_TYPES)
@@ -425,7 +453,8 @@ def _aws_line(number: int, row: Mapping[str, Any]) -> PayoutLine:
         agreement_id=_text(row, "agreement_id"), customer_account=_text(row, "end_user_account_id"),
         product_id=_text(row, "product_id"), reference=_text(row, "transaction_reference_id"),
         parent_key=_text(row, "parent_billing_event_id"), action=action, transaction_type=transaction_type,
-        balance_impacting=_flag(row, "balance_impacting"), raw=dict(row))
+        balance_impacting=_flag(row, "balance_impacting"), raw=dict(row),
+        updated=updated, deleted=_text(row, "delete_date") is not None)
 
 
 def _azure_line(number: int, row: Mapping[str, Any], *, has_currency: bool) -> PayoutLine:
@@ -483,13 +512,36 @@ def parse_feed(path: str | Path, fmt: FormatChoice = "auto") -> Feed:
         except _Bad as exc:
             raise FeedError(path, str(exc), line=number, where=records.where) from None
         if line.key in first_seen:
-            raise FeedError(path, f"duplicate {key_name} {line.key!r} (first on {records.where} "
-                                  f"{first_seen[line.key]})", line=number, where=records.where)
-        first_seen[line.key] = number
+            earlier = lines[first_seen[line.key]]
+            if line.updated is None or earlier.updated is None or line.updated == earlier.updated:
+                raise FeedError(path, f"duplicate {key_name} {line.key!r} (first on {records.where} "
+                                      f"{earlier.line_no})", line=number, where=records.where)
+            # the feed's rule: the version with the latest update_date stands
+            if _version(line.updated) > _version(earlier.updated):
+                lines[first_seen[line.key]] = line
+            continue
+        first_seen[line.key] = len(lines)
         lines.append(line)
     if not lines:
         raise FeedError(path, "the file holds a header but no lines")
     return Feed(str(path), source, lines)
+
+
+def _version(stamp: str) -> dt.datetime:
+    """update_date as a comparable moment (ISO date or date-time; naive is UTC)."""
+    try:
+        moment = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Bad(f"update_date {stamp!r} is not an ISO date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def version_of(stamp: str) -> dt.datetime:
+    """update_date as a comparable moment; ValueError when it is none."""
+    try:
+        return _version(stamp)
+    except _Bad as exc:
+        raise ValueError(str(exc)) from None
 
 
 def parse_agreements(path: str | Path) -> list[AgreementOffer]:
@@ -507,7 +559,18 @@ def parse_agreements(path: str | Path) -> list[AgreementOffer]:
         if not agreement or not offer:
             raise FeedError(path, "an agreements file needs agreement_id and offer_id on every line",
                             line=number, where=records.where)
-        pair = AgreementOffer(str(agreement).strip(), str(offer).strip(), number)
+        margin_value = next((row.get(k) for k in ("reseller_margin_percent", "resellerMarginPercent")
+                             if row.get(k) not in (None, "")), None)
+        margin = None
+        if margin_value is not None:
+            try:
+                margin = Decimal(str(margin_value).strip())
+            except InvalidOperation:
+                margin = None
+            if margin is None or not margin.is_finite() or not 0 <= margin < 100:
+                raise FeedError(path, f"reseller_margin_percent {margin_value!r} is not a percentage from 0 up to "
+                                      "100", line=number, where=records.where)
+        pair = AgreementOffer(str(agreement).strip(), str(offer).strip(), number, margin)
         earlier = seen.get(pair.agreement_id)
         if earlier is not None and earlier.offer_id != pair.offer_id:
             raise FeedError(path, f"agreement {pair.agreement_id!r} names offer {pair.offer_id!r} but "
@@ -528,4 +591,4 @@ def iter_kinds(line: PayoutLine) -> Iterator[tuple[Kind, Decimal]]:
 
 __all__ = ["AWS_ACTIONS", "AWS_COLUMNS", "AWS_TRANSACTION_TYPES", "AZURE_COLUMNS", "FORMAT_CHOICES", "KINDS",
            "SOURCES", "AgreementOffer", "Feed", "FeedError", "FormatChoice", "Kind", "PayoutLine", "Source",
-           "detect_source", "iter_kinds", "parse_agreements", "parse_feed"]
+           "detect_source", "iter_kinds", "parse_agreements", "parse_feed", "version_of"]

@@ -15,13 +15,13 @@ from typing import Literal, get_args
 
 from connector.marketplace.feeds import PayoutLine, Source, iter_kinds
 
-Status = Literal["matched", "amount_mismatch", "missing_payout", "awaiting_payout", "payout_without_deal",
+Status = Literal["matched", "partly_paid", "amount_mismatch", "missing_payout", "awaiting_payout", "payout_without_deal",
                  "ambiguous"]
 STATUSES: tuple[str, ...] = get_args(Status)
 EXCEPTIONS: tuple[Status, ...] = ("amount_mismatch", "missing_payout", "payout_without_deal", "ambiguous")
 """The statuses finance has to look at; `cosell report reconciliation` lists these by default."""
 
-PICKLIST: dict[Status, str] = {"matched": "Matched", "amount_mismatch": "Amount Mismatch",
+PICKLIST: dict[Status, str] = {"matched": "Matched", "partly_paid": "Partly Paid", "amount_mismatch": "Amount Mismatch",
                                "missing_payout": "Missing Payout"}
 """Reconciliation_Status__c values written on the opportunity; other statuses write nothing."""
 
@@ -84,11 +84,17 @@ class Outcome:
     credits: Decimal = Decimal(0)
     adjustments: Decimal = Decimal(0)
     net: Decimal = Decimal(0)
+    received: Decimal = Decimal(0)    # what reached the seller's bank: the disbursed lines, failures undone
     difference: Decimal | None = None
     payout_currencies: str | None = None
     lines: int = 0
     detail: str = ""
     line_keys: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def outstanding(self) -> Decimal:
+        """Invoiced (net of fees, refunds and credits) but not disbursed yet."""
+        return self.net - self.received
 
     @property
     def billed(self) -> Decimal:
@@ -172,7 +178,8 @@ def _finish(outcome: Outcome, quantum: Decimal) -> None:
 
 
 def reconcile(deals: Iterable[Deal], lines: Iterable[PayoutLine], offers: Mapping[str, str], rate: Rate, *,
-              places: Mapping[str, int], corporate: str | None, rules: Rules) -> list[Outcome]:
+              places: Mapping[str, int], corporate: str | None, rules: Rules,
+              margins: Mapping[str, Decimal] | None = None) -> list[Outcome]:
     """Every deal with a payout or overdue for one, and every payout no single deal claims.
 
     Amounts are compared in the deal's currency. A payout line in another currency is converted
@@ -184,7 +191,13 @@ def reconcile(deals: Iterable[Deal], lines: Iterable[PayoutLine], offers: Mappin
     per_deal: dict[str, list[tuple[PayoutLine, MatchedBy]]] = defaultdict(list)
     unclaimed: dict[str, list[PayoutLine]] = defaultdict(list)
     ambiguous: dict[str, list[Deal]] = {}
+    lines = list(lines)
+    failed = {ln.parent_key for ln in lines if ln.disbursement_failure and ln.parent_key}
+    invoiced = {ln.key: ln for ln in lines if ln.counts_as_revenue}
+    paid: list[PayoutLine] = []
     for line in lines:
+        if line.disbursed:
+            paid.append(line)
         if not line.counts_as_revenue:
             continue
         how, found = index.candidates(line)
@@ -197,11 +210,27 @@ def reconcile(deals: Iterable[Deal], lines: Iterable[PayoutLine], offers: Mappin
         if len(unique) > 1:
             ambiguous[key] = sorted(unique.values(), key=lambda d: d.sfid or d.uuid)
 
+    owner = {ln.key: uuid for uuid, group in per_deal.items() for ln, _ in group}
+    disbursed: dict[str, list[PayoutLine]] = defaultdict(list)
+    for line in paid:
+        parent = invoiced.get(line.parent_key or "")
+        deal_uuid = owner.get(parent.key) if parent is not None else None
+        if deal_uuid is None:
+            how, found = index.candidates(line)
+            unique = {d.uuid for d in found}
+            deal_uuid = next(iter(unique)) if how is not None and len(unique) == 1 else None
+        if deal_uuid is not None:
+            disbursed[deal_uuid].append(line)
+
     outcomes: list[Outcome] = []
     for deal in deals:
         matched = per_deal.get(deal.uuid)
         if matched:
-            outcomes.append(_judge(deal, matched, rate, places, corporate, rules))
+            margin = next((margins[ln.agreement_id] for ln, _ in matched
+                           if margins and ln.agreement_id in margins), None)
+            outcomes.append(_judge(deal, matched, rate, places, corporate, rules,
+                                   paid=disbursed.get(deal.uuid, []), invoiced=invoiced, failed=failed,
+                                   margin=margin))
         elif deal.is_won and deal.marketplace in MARKETPLACES.values():
             outcomes.append(_unpaid(deal, rules))
     for key, group in unclaimed.items():
@@ -210,7 +239,11 @@ def reconcile(deals: Iterable[Deal], lines: Iterable[PayoutLine], offers: Mappin
 
 
 def _judge(deal: Deal, matched: list[tuple[PayoutLine, MatchedBy]], rate: Rate, places: Mapping[str, int],
-           corporate: str | None, rules: Rules) -> Outcome:
+           corporate: str | None, rules: Rules, *, paid: list[PayoutLine] = (),  # type: ignore[assignment]
+           invoiced: Mapping[str, PayoutLine] | None = None, failed: set[str | None] = frozenset(),
+           margin: Decimal | None = None) -> Outcome:
+    """`margin`: a CPPO's reseller margin (percent); the feed bills the ISV the wholesale price, so that is
+    what the seller revenue is compared with."""
     currencies = sorted({line.currency for line, _ in matched})
     currency = deal.currency or corporate or (currencies[0] if len(currencies) == 1 else None)
     converted = any(c != currency for c in currencies)
@@ -225,10 +258,15 @@ def _judge(deal: Deal, matched: list[tuple[PayoutLine, MatchedBy]], rate: Rate, 
                       source=",".join(sorted({line.source for line, _ in matched})),
                       matched_by=",".join(sorted({how for _, how in matched})),
                       payout_currencies=",".join(currencies), expected=deal.amount)
+    if margin is not None and deal.amount is not None:
+        outcome.expected = (deal.amount * (100 - margin) / 100).quantize(_places(currency, places), ROUND_HALF_UP)
     for line, _ in sorted(matched, key=lambda m: (m[0].source, m[0].line_no, m[0].key)):
         _add(outcome, line, convert)
     _finish(outcome, _places(currency, places))
-    expected = deal.amount if deal.amount is not None else Decimal(0)
+    failures = _receive(outcome, paid, invoiced or {}, failed, convert, _places(currency, places))
+    if all(line.source != "aws" for line, _ in matched):
+        outcome.received = outcome.net   # an earnings export is what the marketplace pays out; no disbursed lines
+    expected = outcome.expected if outcome.expected is not None else Decimal(0)
     outcome.difference = outcome.billed - expected
     if deal.amount is None:
         outcome.status, outcome.detail = "amount_mismatch", "the deal has no amount to compare with"
@@ -240,12 +278,43 @@ def _judge(deal: Deal, matched: list[tuple[PayoutLine, MatchedBy]], rate: Rate, 
         outcome.status = "amount_mismatch"
         outcome.detail = (f"received {outcome.billed}{' ' + currency if currency else ''} of seller revenue for "
                           f"an amount of {expected}; difference {outcome.difference:+}")
+    if outcome.status == "matched" and outcome.received and outcome.outstanding > rules.tolerance.absolute:
+        # instalments: every invoice is accounted for, part of the money has reached the bank so far
+        outcome.status = "partly_paid"
+    if outcome.received or outcome.outstanding:
+        outcome.detail = "; ".join(filter(None, [outcome.detail, f"received {outcome.received}, outstanding "
+                                                                  f"{outcome.outstanding}"]))
+    if failures:
+        outcome.detail = "; ".join(filter(None, [outcome.detail, f"disbursement {', '.join(failures)} failed: "
+                                                                  "its money did not reach the bank"]))
+    if margin is not None and deal.amount is not None:
+        outcome.detail = "; ".join(filter(None, [outcome.detail, f"CPPO: compared with the wholesale price "
+                                                                  f"{outcome.expected} (amount {deal.amount} less the "
+                                                                  f"reseller margin {margin}%)"]))
     if outcome.refunds:
         outcome.detail = "; ".join(filter(None, [outcome.detail, f"refunds {outcome.refunds}"]))
     if converted:
         outcome.detail = "; ".join(filter(None, [outcome.detail, f"paid in {', '.join(currencies)}, "
                                                                   f"converted at the org's dated rates"]))
     return outcome
+
+
+def _receive(outcome: Outcome, paid: list[PayoutLine], invoiced: Mapping[str, PayoutLine],
+             failed: set[str | None], convert: Callable[[Decimal, PayoutLine], Decimal], quantum: Decimal) -> list[str]:
+    """Add what reached the bank to `outcome.received`: each disbursed line, signed as the invoiced line it
+    pays (a disbursed listing fee lowers it), except those of a disbursement that then failed. Returns the
+    failed disbursements met."""
+    received = Decimal(0)
+    failures: list[str] = []
+    for line in paid:
+        if line.disbursement_key in failed:
+            failures.append(line.disbursement_key or "?")
+            continue
+        parent = invoiced.get(line.parent_key or "")
+        sign = (parent.amount < 0) if parent is not None else line.kind in ("fee", "refund", "credit")
+        received += convert(-abs(line.amount) if sign else abs(line.amount), parent or line)
+    outcome.received = received.quantize(quantum, ROUND_HALF_UP)
+    return sorted(set(failures))
 
 
 def _unpaid(deal: Deal, rules: Rules) -> Outcome:

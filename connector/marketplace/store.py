@@ -6,6 +6,7 @@ Salesforce). An import is one transaction: a refused file or a failure leaves no
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,12 +18,13 @@ from sqlalchemy import (Boolean, Column, Connection, Date, Index, Integer, MetaD
                         delete, false, insert, or_, select, update)
 
 from connector.errors import ConfigurationError
-from connector.marketplace.feeds import AgreementOffer, Feed, FeedError, PayoutLine
+from connector.marketplace.feeds import AgreementOffer, Feed, FeedError, PayoutLine, version_of
 from connector.marketplace.reconcile import MARKETPLACES, PICKLIST, Deal, Outcome, Rules, picklist_value, reconcile
 from connector.schema_mirror.currency import CurrencyTable
 from connector.schema_mirror.mirror import SchemaMirror
 from connector.schema_mirror.naming import meta_table_name
 from connector.schema_mirror.types import ExactDecimal, UtcDateTime
+from connector.sync.state import add_missing_columns
 
 _CHUNK = 500    # keys per IN (...) lookup, well under every database's bound-parameter limit
 # Opportunity columns the reconciliation reads (those the org lacks read as empty) and the two it writes.
@@ -71,11 +73,13 @@ class MarketplaceTables:
             meta_table_name("marketplace_agreements", prefix), md,
             Column("agreement_id", String(255), primary_key=True),
             Column("offer_id", String(255), nullable=False),
+            Column("reseller_margin_percent", ExactDecimal(9, 4)),   # CPPO, when the agreement says it
             Column("file_name", Text, nullable=False),
             Column("imported_at", UtcDateTime, nullable=False),
         )
         money = {name: ExactDecimal(18, 2) for name in ("expected", "gross", "fee", "refunds", "credits",
-                                                         "adjustments", "net", "difference")}
+                                                         "adjustments", "net", "received", "outstanding",
+                                                         "difference")}
         reconciliation = Table(
             meta_table_name("reconciliation", prefix), md,
             Column("subject", String(600), primary_key=True),     # the deal's _uuid, or what a payout names
@@ -96,6 +100,8 @@ class MarketplaceTables:
 
     def create(self, conn: Connection) -> None:
         self.lines.metadata.create_all(conn, checkfirst=True)
+        add_missing_columns(conn, self.reconciliation)   # received/outstanding, on a database made before them
+        add_missing_columns(conn, self.agreements)       # reseller_margin_percent
 
 
 @dataclass
@@ -149,10 +155,13 @@ class PayoutLedger:
         with the same values is skipped; with different values the whole file is refused."""
         opportunity = self._opportunity()
         with self._unit_of_work(dry_run) as (conn, rates):
-            fresh = self._new_lines(conn, feed)
+            fresh, replaced = self._new_lines(conn, feed)
             self._check_currencies(feed, fresh, rates)
             added = self._add_agreements(conn, agreements, agreements_file)
             now = dt.datetime.now(dt.timezone.utc)
+            if replaced:   # a later version of an event imported before stands (the feed's rule)
+                t = self.tables.lines
+                conn.execute(delete(t).where(t.c.source == feed.source, t.c.line_key.in_(replaced)))
             if fresh:
                 conn.execute(insert(self.tables.lines), [self._line_row(feed.path, ln, now) for ln in fresh])
             result = self._reconcile(conn, opportunity, rates, rules)
@@ -185,26 +194,30 @@ class PayoutLedger:
                                      "`cosell mirror`")
         return table
 
-    def _new_lines(self, conn: Connection, feed: Feed) -> list[PayoutLine]:
+    def _new_lines(self, conn: Connection, feed: Feed) -> tuple[list[PayoutLine], list[str]]:
+        """The lines to store, and the keys of stored lines a later version (update_date) replaces."""
         t = self.tables.lines
         stored: dict[str, Any] = {}
         keys = [ln.key for ln in feed.lines]
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start:start + _CHUNK]
-            for row in conn.execute(select(t.c.line_key, t.c.fingerprint, t.c.file_name, t.c.line_no)
+            for row in conn.execute(select(t.c.line_key, t.c.fingerprint, t.c.file_name, t.c.line_no, t.c.raw)
                                     .where(t.c.source == feed.source, t.c.line_key.in_(chunk))):
                 stored[row.line_key] = row
-        fresh = []
+        fresh, replaced = [], []
         key_name = "billing_event_id" if feed.source == "aws" else "earningId"
         for line in feed.lines:
             before = stored.get(line.key)
             if before is None:
                 fresh.append(line)
+            elif _later_version(line, json.loads(before.raw) if before.raw else {}):
+                fresh.append(line)
+                replaced.append(line.key)
             elif before.fingerprint != line.fingerprint():
                 raise FeedError(feed.path, f"{key_name} {line.key!r} was imported before (from {before.file_name} "
                                            f"line {before.line_no}) with different values; payout lines never "
                                            "change, so this looks like a different export", line=line.line_no)
-        return fresh
+        return fresh, replaced
 
     @staticmethod
     def _check_currencies(feed: Feed, lines: Iterable[PayoutLine], rates: CurrencyTable) -> None:
@@ -230,7 +243,7 @@ class PayoutLedger:
                                            f"{before!r}, not {pair.offer_id!r}", line=pair.line_no)
             if before is None:
                 rows.append({"agreement_id": pair.agreement_id, "offer_id": pair.offer_id, "file_name": file_name,
-                             "imported_at": now})
+                             "reseller_margin_percent": pair.reseller_margin_percent, "imported_at": now})
         if rows:
             conn.execute(insert(t), rows)
         return len(rows)
@@ -247,12 +260,16 @@ class PayoutLedger:
 
     def _stored_lines(self, conn: Connection) -> list[PayoutLine]:
         t = self.tables.lines
-        return [PayoutLine(source=r.source, key=r.line_key, line_no=r.line_no, kind=r.kind, amount=r.amount,
-                           currency=r.currency, event_date=r.event_date, agreement_id=r.agreement_id,
-                           customer_account=r.customer_account, product_id=r.product_id, reference=r.reference,
-                           parent_key=r.parent_key, action=r.action, transaction_type=r.transaction_type,
-                           balance_impacting=bool(r.balance_impacting), fee=r.fee)
-                for r in conn.execute(select(t).order_by(t.c.id))]
+        out = []
+        for r in conn.execute(select(t).order_by(t.c.id)):
+            raw = json.loads(r.raw) if r.raw else {}   # the line as read: its version, deletion, disbursement
+            out.append(PayoutLine(source=r.source, key=r.line_key, line_no=r.line_no, kind=r.kind, amount=r.amount,
+                                  currency=r.currency, event_date=r.event_date, agreement_id=r.agreement_id,
+                                  customer_account=r.customer_account, product_id=r.product_id, reference=r.reference,
+                                  parent_key=r.parent_key, action=r.action, transaction_type=r.transaction_type,
+                                  balance_impacting=bool(r.balance_impacting), fee=r.fee, raw=raw,
+                                  updated=raw.get("update_date") or None, deleted=bool(raw.get("delete_date"))))
+        return out
 
     @staticmethod
     def _deals(conn: Connection, opportunity: Table) -> tuple[list[Deal], dict[str, dict[str, Any]]]:
@@ -284,11 +301,14 @@ class PayoutLedger:
     def _reconcile(self, conn: Connection, opportunity: Table, rates: CurrencyTable,
                    rules: Rules) -> ReconcileResult:
         deals, current = self._deals(conn, opportunity)
-        offers = dict(conn.execute(select(self.tables.agreements.c.agreement_id,
-                                          self.tables.agreements.c.offer_id)).all())
+        a = self.tables.agreements.c
+        stored = conn.execute(select(a.agreement_id, a.offer_id, a.reseller_margin_percent)).all()
+        offers = {r.agreement_id: r.offer_id for r in stored}
+        margins = {r.agreement_id: r.reseller_margin_percent for r in stored if r.reseller_margin_percent is not None}
         places = {iso: c.decimal_places for iso, c in rates.currencies.items()}
         outcomes = reconcile(deals, self._stored_lines(conn), offers, rates.rate, places=places,
-                             corporate=rates.corporate.iso_code if rates.corporate else None, rules=rules)
+                             corporate=rates.corporate.iso_code if rates.corporate else None, rules=rules,
+                             margins=margins)
         result = ReconcileResult(outcomes)
         t = self.tables.reconciliation
         wrote = {r.subject for r in conn.execute(select(t.c.subject, t.c.status)) if r.status in PICKLIST}
@@ -319,6 +339,22 @@ class PayoutLedger:
             conn.execute(delete(t).where(t.c.subject.in_(gone[start:start + _CHUNK])))
 
 
+def _later_version(line: PayoutLine, stored: dict[str, Any]) -> bool:
+    """Whether `line` is a later version of the stored one: a deletion of it, or a later update_date (a
+    version that has one is later than one that has none)."""
+    stored_update = stored.get("update_date") or None
+    if line.deleted and not stored.get("delete_date"):
+        return True
+    if not line.updated or line.updated == stored_update:
+        return False
+    if not stored_update:
+        return True
+    try:
+        return version_of(line.updated) > version_of(stored_update)
+    except ValueError:
+        return False
+
+
 def _differs(old: Any, new: Any) -> bool:
     if isinstance(old, Decimal) or isinstance(new, Decimal):
         return (old is None) != (new is None) or (old is not None and Decimal(old) != Decimal(new))
@@ -338,7 +374,8 @@ def _deal_changes(outcome: Outcome, current: dict[str, Any], *, wrote: bool = Fa
         return {k: v for k, v in cleared.items() if _differs(current.get(k), v)}
     wanted: dict[str, Any] = {STATUS_COLUMN: status}
     if outcome.lines:
-        wanted[NET_COLUMN] = outcome.net
+        # Net_Received_Amount__c is what reached the bank, not what was invoiced
+        wanted[NET_COLUMN] = outcome.received
     return {k: v for k, v in wanted.items() if _differs(current.get(k), v)}
 
 
@@ -348,7 +385,8 @@ def _outcome_row(outcome: Outcome) -> dict[str, Any]:
            "deal_name": deal.name if deal else None, "source": outcome.source, "matched_by": outcome.matched_by,
            "currency": outcome.currency, "expected": outcome.expected, "gross": outcome.gross, "fee": outcome.fee,
            "refunds": outcome.refunds, "credits": outcome.credits, "adjustments": outcome.adjustments,
-           "net": outcome.net, "difference": outcome.difference, "payout_currencies": outcome.payout_currencies,
+           "net": outcome.net, "received": outcome.received, "outstanding": outcome.outstanding,
+           "difference": outcome.difference, "payout_currencies": outcome.payout_currencies,
            "lines": outcome.lines, "detail": outcome.detail}
     return row
 
@@ -363,8 +401,8 @@ def outcome_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 REPORT_COLUMNS = ("status", "deal_name", "sfid", "source", "matched_by", "currency", "expected", "gross", "fee",
-                  "refunds", "credits", "adjustments", "net", "difference", "payout_currencies", "lines", "detail",
-                  "subject", "reconciled_at")
+                  "refunds", "credits", "adjustments", "net", "received", "outstanding", "difference",
+                  "payout_currencies", "lines", "detail", "subject", "reconciled_at")
 
 
 def render_outcomes(rows: list[dict[str, Any]], fmt: str) -> str:

@@ -187,7 +187,8 @@ class OverlapBook:
             return c[name] if name in c else None
 
         wanted = [c._uuid, c.sfid, c.name, *(x for x in (col("website"), col("billingcountry"), col("ownerid"),
-                                                         col("type"), col("is_partner__c"), col("partner_type__c"))
+                                                         col("type"), col("is_partner__c"), col("partner_type__c"),
+                                                         col("phone"), col("dunsnumber"))
                                               if x is not None)]
         query = select(*wanted)
         if wanted_keys is not None:
@@ -198,7 +199,7 @@ class OverlapBook:
             population = ("Customers" if _is_customer(account_type) else
                           "Open Opportunities" if {r["sfid"], r["_uuid"]} & open_keys else "Prospects")
             out[r["_uuid"]] = _AccountState(AccountRef(r["_uuid"], r["sfid"], r["name"] or "", r.get("website"),
-                                                       r.get("billingcountry")),
+                                                       r.get("billingcountry"), r.get("phone"), r.get("dunsnumber")),
                                             r.get("ownerid"), account_type, population, bool(r.get("is_partner__c")),
                                             r.get("partner_type__c"))
         return out
@@ -254,7 +255,8 @@ class OverlapBook:
             for row in rows:
                 partner = partners[row.key[0]]
                 prev = existing.get(keys[row.line])
-                match = index.match(row.account_name, row.domain, row.country, exclude=frozenset({partner.ref.uuid}))
+                match = index.match(row.account_name, row.domain, row.country, exclude=frozenset({partner.ref.uuid}),
+                                    phone=row.phone, duns=row.duns)
                 values = self._values(row, partner, match, accounts, prev)
                 if prev is None:
                     if import_id is None:

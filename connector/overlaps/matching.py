@@ -27,8 +27,11 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
+
+import pycountry
 
 MatchStatus = Literal["matched", "review", "unmatched"]
 
@@ -97,11 +100,47 @@ def normalise_name(value: str | None) -> str:
     return " ".join(words)
 
 
+def normalise_phone(value: str | None) -> str | None:
+    """A phone number's last nine digits, or None when it has fewer: `+1 (415) 555-0100` == `415.555.0100`,
+    and `+49 30 1234567` == `030 1234567` (the national trunk 0 and the country code fall off the front).
+    A phone match is still checked against the country, like every other key."""
+    digits = re.sub(r"\D", "", value or "")
+    return digits[-9:] if len(digits) >= 9 else None
+
+
+class InvalidDuns(ValueError):
+    pass
+
+
+def normalise_duns(value: str | None) -> str | None:
+    """A D-U-N-S number: nine digits, dashes and spaces ignored (`15-048-3782`); empty -> None."""
+    if value is None or not value.strip():
+        return None
+    digits = re.sub(r"[\s-]", "", value.strip())
+    if not re.fullmatch(r"\d{9}", digits):
+        raise InvalidDuns(f"{value.strip()!r} is not a D-U-N-S number (nine digits)")
+    return digits
+
+
 def normalise_country(value: str | None) -> str | None:
+    """One key per country whatever the spelling: ISO alpha-2 or alpha-3 codes (`DE`, `DEU`, as in
+    BillingCountryCode), ISO names and official names (via pycountry, the ISO 3166 data), and the
+    common aliases above all fold to the lowercased alpha-2 code. Anything else compares as typed
+    (case- and accent-insensitive)."""
     if not value or not value.strip():
         return None
     text = " ".join(re.sub(r"[^\w]+", " ", _fold(value)).split())
-    return COUNTRY_ALIASES.get(text, text)
+    return _iso_country(COUNTRY_ALIASES.get(text, text), value.strip())
+
+
+@lru_cache(maxsize=4096)
+def _iso_country(text: str, as_typed: str) -> str:
+    for candidate in (text, as_typed):   # ISO names keep their punctuation ("Korea, Republic of")
+        try:
+            return pycountry.countries.lookup(candidate).alpha_2.lower()
+        except LookupError:
+            continue
+    return text
 
 
 @dataclass(frozen=True)
@@ -112,6 +151,8 @@ class AccountRef:
     name: str
     website: str | None = None
     country: str | None = None
+    phone: str | None = None
+    duns: str | None = None
 
     @property
     def domain(self) -> str | None:
@@ -146,18 +187,34 @@ class AccountIndex:
     def __init__(self, accounts: Iterable[AccountRef]) -> None:
         self.by_domain: dict[str, list[AccountRef]] = defaultdict(list)
         self.by_name: dict[str, list[AccountRef]] = defaultdict(list)
+        self.by_phone: dict[str, list[AccountRef]] = defaultdict(list)
+        self.by_duns: dict[str, list[AccountRef]] = defaultdict(list)
         for account in sorted(accounts, key=lambda a: (a.sfid or "", a.uuid)):
             if account.domain:
                 self.by_domain[account.domain].append(account)
+            if (phone := normalise_phone(account.phone)) is not None:
+                self.by_phone[phone].append(account)
+            try:
+                duns = normalise_duns(account.duns)
+            except InvalidDuns:
+                duns = None   # the org's own bad value is no key
+            if duns is not None:
+                self.by_duns[duns].append(account)
             key = normalise_name(account.name)
             if key:
                 self.by_name[key].append(account)
         self._names = list(self.by_name)
 
     def match(self, name: str, domain: str | None, country: str | None,
-              exclude: frozenset[str] = frozenset()) -> Match:
-        """`domain` is already normalised; `exclude` holds account UUIDs never to match (the partner)."""
+              exclude: frozenset[str] = frozenset(), *, phone: str | None = None, duns: str | None = None) -> Match:
+        """`domain` is already normalised; `exclude` holds account UUIDs never to match (the partner).
+        Optional keys: a D-U-N-S number (`duns`, normalised) names one company and is tried first; a phone
+        number is tried when the domain settles nothing, before the name."""
         key, where = normalise_name(name), normalise_country(country)
+        if duns:
+            keyed = self._by_key(self.by_duns, duns, exclude, where, country, "duns", "D-U-N-S number")
+            if keyed is not None:
+                return keyed
         on_domain = [a for a in self.by_domain.get(domain or "", []) if a.uuid not in exclude]
         if len(on_domain) == 1:
             account = on_domain[0]
@@ -177,6 +234,10 @@ class AccountIndex:
             return Match("review", None, None, tuple(on_domain),
                          f"{len(on_domain)} accounts share the domain {domain} and neither the name nor the "
                          "country tells them apart")
+        if (dialled := normalise_phone(phone)) is not None:
+            keyed = self._by_key(self.by_phone, dialled, exclude, where, country, "phone", "phone number")
+            if keyed is not None:
+                return keyed
         by_name = [a for a in self.by_name.get(key, []) if a.uuid not in exclude]
         if by_name:
             if where is None:
@@ -201,6 +262,21 @@ class AccountIndex:
             return Match("review", None, None, candidates, "low confidence: only a similar name")
         return Match("unmatched", None, None, (), "no account in the org has this domain or name")
 
+    @staticmethod
+    def _by_key(index: dict[str, list[AccountRef]], value: str, exclude: frozenset[str], where: str | None,
+                country: str | None, method: str, what: str) -> Match | None:
+        """One account on the key: matched (unless it is in another country: review); several: review;
+        none: None, and the other keys are tried."""
+        hits = [a for a in index.get(value, []) if a.uuid not in exclude]
+        if len(hits) == 1:
+            if _elsewhere(hits[0], where):
+                return Match("review", None, None, (hits[0],),
+                             f"the {what} matches but the account is in {hits[0].country}, the row says {country}")
+            return Match("matched", method, hits[0])
+        if hits:
+            return Match("review", None, None, tuple(hits), f"{len(hits)} accounts share the {what}")
+        return None
 
-__all__ = ["AccountIndex", "AccountRef", "InvalidDomain", "Match", "MatchStatus", "normalise_country",
-           "normalise_domain", "normalise_name"]
+
+__all__ = ["AccountIndex", "AccountRef", "InvalidDomain", "InvalidDuns", "Match", "MatchStatus", "normalise_country",
+           "normalise_domain", "normalise_duns", "normalise_name", "normalise_phone"]

@@ -40,6 +40,7 @@ class PipelineRow:
     registered: StageFigures
     submitted: StageFigures
     approved: StageFigures
+    partner_account: str | None = None   # the partner's Account Id (its row UUID before Salesforce has it)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,12 +67,18 @@ def _days(start: dt.datetime, end: dt.datetime | None) -> float | None:
 
 
 def pipeline_report(book: OverlapBook) -> list[PipelineRow]:
-    """One row per partner with matched or registered overlaps, then the overall row."""
+    """One row per partner with matched or registered overlaps, then the overall row. A partner is its Account
+    (the overlap book resolved every spelling of its name to it), named by the account's current name, so
+    "Accenture", "ACCENTURE" and "Accenture plc" are one row."""
     book.ensure_tables()
     o = book.overlaps
     reg = book.portal.tables["Deal_Registration__c"]
+    account = book.portal.tables["Account"]
     with book.engine.connect() as conn:
-        overlaps = conn.execute(select(o.c.partner_name, o.c.status, o.c.first_imported_at, o.c.registered_at,
+        accounts = {r._uuid: (r.sfid, r.name) for r in conn.execute(
+            select(account.c._uuid, account.c.sfid, account.c.name).where(
+                account.c._uuid.in_(select(o.c.partner_uuid).distinct())))}
+        overlaps = conn.execute(select(o.c.partner_uuid, o.c.partner_name, o.c.status, o.c.first_imported_at, o.c.registered_at,
                                        o.c.registration_uuid)).mappings().all()
         registrations = {r["_uuid"]: r for r in conn.execute(
             select(reg.c._uuid, reg.c.status__c, reg.c.submitted_at__c, reg.c.decided_at__c)).mappings()}
@@ -87,14 +94,23 @@ def pipeline_report(book: OverlapBook) -> list[PipelineRow]:
         stamps = {"registered": row["registered_at"] if registration else None,
                   "submitted": registration["submitted_at__c"] if registration else None,
                   "approved": approved_at}
-        for partner in (row["partner_name"], ALL):
+        for partner in (row["partner_uuid"], ALL):
             counted[partner] += 1
             for stage, end in stamps.items():
                 days = _days(start, end)
                 if days is not None:
                     durations[partner][stage].append(days)
-    partners = sorted(p for p in counted if p != ALL)
-    return [PipelineRow(p, counted[p], *(_figures(durations[p][s]) for s in STAGES))
+    spelled = {row["partner_uuid"]: row["partner_name"] for row in overlaps}
+
+    def name(key: str) -> str:
+        return ALL if key == ALL else (accounts.get(key, (None, None))[1] or spelled.get(key) or key)
+
+    def account_key(key: str) -> str | None:
+        return None if key == ALL else (accounts.get(key, (None, None))[0] or key)
+
+    partners = sorted((p for p in counted if p != ALL), key=lambda p: (name(p), p))
+    return [PipelineRow(name(p), counted[p], *(_figures(durations[p][s]) for s in STAGES),
+                        partner_account=account_key(p))
             for p in [*partners, *([ALL] if counted else [])]]
 
 

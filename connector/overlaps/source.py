@@ -4,7 +4,7 @@ Reveal and the like) export, one row per partner account that overlaps ours.
 Columns are found by name, case- and punctuation-insensitive, under the names those tools
 use (see COLUMNS). Required: the partner, the partner's account name, its domain (the column
 must exist; a row may leave it empty), the population and the partner's own record id.
-Optional: the country. The whole file is checked before anything is used: every problem is
+Optional: the country, the phone and the D-U-N-S number (extra match keys). The whole file is checked before anything is used: every problem is
 reported with its line number, and a file with any problem is refused as a whole."""
 
 from __future__ import annotations
@@ -17,15 +17,19 @@ from pathlib import Path
 
 from connector.bounds import MAX_VALUE_CHARS, value_problem
 from connector.errors import ConnectorError
-from connector.overlaps.matching import InvalidDomain, normalise_domain, normalise_name
+from connector.overlaps.matching import InvalidDomain, InvalidDuns, normalise_domain, normalise_duns, normalise_name
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "partner": ("partner", "partner_name", "partner_organization", "partner_org", "partner_company"),
     "account_name": ("account_name", "partner_account_name", "company_name", "company", "name"),
     "domain": ("domain", "account_domain", "partner_account_domain", "company_domain", "website", "url"),
     "population": ("population", "partner_population", "partner_populations", "populations"),
+    # a two-sided export (Crossbeam's) carries both: `Population` is then ours, `Partner Population` theirs
+    "our_population": (),
     "partner_record_id": ("partner_record_id", "partner_account_id", "record_id", "partner_crm_id", "crm_id"),
     "country": ("country", "account_country", "partner_account_country", "billing_country"),
+    "phone": ("phone", "account_phone", "company_phone", "partner_account_phone"),
+    "duns": ("duns", "duns_number", "d_u_n_s", "d_u_n_s_number", "dunsnumber"),
 }
 REQUIRED = ("partner", "account_name", "domain", "population", "partner_record_id")
 # Standard populations of the account-mapping tools, spelled one way; other (custom) populations
@@ -61,6 +65,9 @@ class OverlapRow:
     population: str
     partner_record_id: str
     country: str | None
+    our_population: str | None = None   # our side's population, when the export carries both sides
+    phone: str | None = None            # optional match keys
+    duns: str | None = None             # normalised: nine digits
 
     @property
     def key(self) -> tuple[str, str]:
@@ -70,6 +77,24 @@ class OverlapRow:
 
 def _column_key(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", header.strip().lstrip("\ufeff").casefold()).strip("_")
+
+
+_OURS, _THEIRS = ("population", "populations"), ("partner_population", "partner_populations")
+
+
+def _two_sided(keys: list[str], found: list[int]) -> tuple[list[int], int | None]:
+    """Population columns: one of our side (`Population`) and one of the partner's (`Partner Population`) are
+    the two sides of a two-sided export, not a clash: the partner's is the population, ours is kept beside it.
+    Any other repetition is still two columns meaning one thing."""
+    ours = [i for i in found if keys[i] in _OURS]
+    theirs = [i for i in found if keys[i] in _THEIRS]
+    if len(ours) == 1 and len(theirs) == 1 and len(found) == 2:
+        return theirs, ours[0]
+    return found, None
+
+
+def _population(value: str) -> str:
+    return POPULATIONS.get(" ".join(value.casefold().split()), value)
 
 
 def read_overlaps(path: Path | str) -> list[OverlapRow]:
@@ -104,6 +129,10 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
     problems.extend(f"line 1: header {h[:40]!r} {p}" for h in header if (p := value_problem(h)))
     for field, aliases in COLUMNS.items():
         found = [i for i, k in enumerate(keys) if k in aliases]
+        if field == "population":
+            found, ours = _two_sided(keys, found)
+            if ours is not None:
+                where["our_population"] = ours
         if len(found) > 1:
             problems.append(f"line 1: columns {', '.join(repr(header[i]) for i in found)} all mean {field}; "
                             "keep one")
@@ -140,9 +169,16 @@ def parse_overlaps(text: str, *, source: str = "overlap export") -> list[Overlap
         except InvalidDomain as exc:
             problems.append(f"line {line}: domain {exc}")
             continue
+        try:
+            duns = normalise_duns(get.get("duns"))
+        except InvalidDuns as exc:
+            problems.append(f"line {line}: D-U-N-S {exc}")
+            continue
         row = OverlapRow(line, get["partner"], get["account_name"], domain, get["domain"],
-                         POPULATIONS.get(" ".join(get["population"].casefold().split()), get["population"]),
-                         get["partner_record_id"], get.get("country") or None)
+                         _population(get["population"]),
+                         get["partner_record_id"], get.get("country") or None,
+                         _population(get["our_population"]) if get.get("our_population") else None,
+                         get.get("phone") or None, duns)
         if row.key in first_seen:
             problems.append(f"line {line}: duplicate of line {first_seen[row.key]} (partner {row.partner!r}, "
                             f"record id {row.partner_record_id!r})")

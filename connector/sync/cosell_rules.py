@@ -9,6 +9,8 @@ sibling rows they need and answers the engine's push guards."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 from sqlalchemy import Table, or_, select
@@ -26,10 +28,16 @@ OPPORTUNITY = "Opportunity"
 
 def split_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                 base: dict[str, Any] | None) -> PushDecision:
+    """A participant of an opportunity whose registration is under review: its compensation fields (split,
+    attribution) wait like the registration's own locked fields. Otherwise its splits must follow the rules;
+    a row is parked only for a rule its own change broke, so a second Sourced participant added in the
+    portal parks the newcomer, never the participant that was Sourced before."""
     table = tables[PARTICIPANT]
     opportunity, opportunity_uuid = row.get("opportunity__c"), row.get("_opportunity__c_uuid")
     if opportunity is None and opportunity_uuid is None:
         return PushDecision()
+    if _registration_in_review(conn, tables, opportunity, opportunity_uuid, agreed=True):
+        return PushDecision(hold=LOCKED_FIELDS[PARTICIPANT])
     same = []
     if opportunity is not None:
         same.append(table.c.opportunity__c == opportunity)
@@ -41,23 +49,52 @@ def split_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], r
                                 role=r.get("role__c"), attribution=r.get("attribution__c"),
                                 split_type=r.get("split_type__c"), split_percent=r.get("split_percent__c"))
                     for r in siblings]
-    problems = [p for p in validate_splits(participants) if row["_uuid"] in p.participant_keys
-                or p.kind == "revenue_total"]
+    newly_sourced = row.get("attribution__c") == "Sourced" and (base or {}).get("Attribution__c") != "Sourced"
+    problems = [p for p in validate_splits(participants)
+                if p.kind == "revenue_total"
+                or (row["_uuid"] in p.participant_keys and (p.kind != "multiple_sourced" or newly_sourced))]
     if not problems:
         return PushDecision()
     return PushDecision(park="; ".join(p.message for p in problems), code="SPLIT_RULE_BROKEN", retry=True)
 
 
+def _registration_in_review(conn: Connection, tables: dict[str, Table], opportunity: str | None,
+                            opportunity_uuid: str | None, *, agreed: bool = False) -> bool:
+    """Whether a registration of the opportunity is Submitted or Under Review: by its local status, or with
+    `agreed` by the status Salesforce last agreed on (its base), the review the vendor is actually running.
+    A split set in the portal before the partner submitted is part of what was submitted, not an edit made
+    during the review: participants are pushed before registrations (both are children of the opportunity,
+    in mapping order), so they go out before the submission makes the base Submitted."""
+    registrations = tables.get(REGISTRATION)
+    if registrations is None:
+        return False
+    same = []
+    if opportunity is not None:
+        same.append(registrations.c.opportunity__c == opportunity)
+    if opportunity_uuid is not None and "_opportunity__c_uuid" in registrations.c:
+        same.append(registrations.c._opportunity__c_uuid == opportunity_uuid)
+    reviewing = [str(s) for s in IN_REVIEW_STATUSES]
+    if not agreed:
+        return conn.execute(select(registrations.c._uuid).where(
+            or_(*same), registrations.c.status__c.in_(reviewing)).limit(1)).first() is not None
+    bases = conn.execute(select(registrations.c._base).where(or_(*same), registrations.c._base.is_not(None))).scalars()
+    return any(json.loads(raw).get("Status__c") in reviewing for raw in bases)
+
+
 def registration_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
-                       base: dict[str, Any] | None) -> PushDecision:
-    """A portal move of the status must be one the partner may make (else it is refused and the
-    status put back); while the registration is under review its locked fields wait."""
+                       base: dict[str, Any] | None, *, today: dt.date | None = None) -> PushDecision:
+    """A portal move of the status must be one the partner may make, or the clock's expiry once the expiry
+    date has come on the org's clock (`today`); else it is refused and the status put back. While the
+    registration is under review its locked fields wait."""
     old = (base or {}).get("Status__c") if base is not None else None
     new = row.get("status__c")
     if base is not None and new != old and old is not None and new is not None:
         try:
-            transition(old, new, "partner", reason=row.get("rejection_reason__c"),
-                       expiry_date=row.get("expiry_date__c"))
+            if new == "Expired" and old == "Approved" and today is not None:
+                transition(old, new, "clock", expiry_date=row.get("expiry_date__c"), today=today)
+            else:
+                transition(old, new, "partner", reason=row.get("rejection_reason__c"),
+                           expiry_date=row.get("expiry_date__c"))
         except IllegalTransition as exc:
             return PushDecision(revert=frozenset({"Status__c"}), policy="registration_status",
                                 reason=f"refused: {exc}")
@@ -89,20 +126,20 @@ def registration_status_from_salesforce(obj: ObjectSchema, base: dict[str, Any] 
 def opportunity_lock_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
                            base: dict[str, Any] | None) -> PushDecision:
     """An opportunity with a registration under review: its registered fields wait."""
-    registrations = tables.get(REGISTRATION)
-    if base is None or registrations is None or row.get("sfid") is None:
+    if base is None or row.get("sfid") is None:
         return PushDecision()
-    in_review = conn.execute(select(registrations.c.sfid).where(
-        registrations.c.opportunity__c == row["sfid"],
-        registrations.c.status__c.in_([str(s) for s in IN_REVIEW_STATUSES])).limit(1)).first()
-    if in_review is not None:
+    if _registration_in_review(conn, tables, row["sfid"], row["_uuid"]):
         return PushDecision(hold=LOCKED_FIELDS[OPPORTUNITY])
     return PushDecision()
 
 
 def install(engine: SyncEngine) -> None:
     """Add the co-sell guards for the co-sell objects the mapping syncs."""
-    for name, guard in ((PARTICIPANT, split_guard), (REGISTRATION, registration_guard),
+    def registration_on_org_clock(conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
+                                  row: dict[str, Any], base: dict[str, Any] | None) -> PushDecision:
+        return registration_guard(conn, obj, tables, row, base, today=engine.client.org_now().date())
+
+    for name, guard in ((PARTICIPANT, split_guard), (REGISTRATION, registration_on_org_clock),
                         (OPPORTUNITY, opportunity_lock_guard)):
         mapping = engine.mapping.objects.get(name)
         if mapping is not None and mapping.direction == "read_write":

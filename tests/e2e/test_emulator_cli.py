@@ -54,3 +54,7 @@ def test_demo_runs_end_to_end():
     assert "Attribution: who gets credit" in out and "failed" not in out
     assert "registered: 2 days, submitted: 3 days, approved: 9 days" in out
     assert "Reconciliation_Status__c Matched, Net_Received_Amount__c 266,750.00 EUR" in out
+    # issue 14: a channel conflict caught and resolved, and an expiry, both reaching Salesforce
+    assert "customer_claimed:" in out and "Channel_Conflict__c True" in out
+    assert "resolved (honour, by channel-ops@vendor, recorded); Channel_Conflict__c False" in out
+    assert "status Expired" in out

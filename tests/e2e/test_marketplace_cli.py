@@ -44,11 +44,11 @@ def test_import_refuses_a_bad_file_then_imports_reconciles_and_reports(tmp_path)
                                        "--agreements", str(DATA / "agreements.csv"), "--as-of", "2025-06-01"],
                                  env=env)
         assert imported.exit_code == 0, imported.output
-        assert "20 line(s): 20 new, 0 already imported; 1 agreement(s) added" in imported.output
+        assert "37 line(s): 37 new, 0 already imported; 1 agreement(s) added" in imported.output
         assert "amount mismatch CLI short deal" in imported.output
         again = runner.invoke(app, ["marketplace", "import", str(DATA / "aws_billing_events.csv"),
                                     "--as-of", "2025-06-01"], env=env)
-        assert "0 new, 20 already imported" in again.output and "Opportunities changed: 0" in again.output
+        assert "0 new, 37 already imported" in again.output and "Opportunities changed: 0" in again.output
 
         report = runner.invoke(app, ["report", "reconciliation", "--format", "csv"], env=env)
         assert report.exit_code == 0, report.output

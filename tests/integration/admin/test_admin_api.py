@@ -272,7 +272,8 @@ def test_the_openapi_document_describes_the_routes_and_the_bearer_scheme(admin):
     assert set(doc["paths"]) - partner == {"/health", "/status", "/runs", "/runs/{run_id}", "/conflicts",
                                  "/conflicts/{conflict_id}/resolve", "/parked", "/parked/retry", "/resync",
                                  "/parked/dismiss",
-                                 "/metrics", "/reports/pipeline", "/reports/reconciliation"}
+                                 "/metrics", "/reports/pipeline", "/reports/reconciliation", "/channel-conflicts",
+                                 "/channel-conflicts/{conflict_id}/resolve"}
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert "security" not in doc["paths"]["/health"]["get"]
     assert doc["paths"]["/status"]["get"]["security"] == [{"HTTPBearer": []}]
@@ -364,3 +365,30 @@ def test_a_resolution_records_who_and_why_and_a_parked_record_can_be_dismissed(a
     assert again.status_code == 404 and bad["_uuid"] in again.json()["detail"]
     unmapped = admin.http.post("/parked/dismiss", headers=AUTH, json={"object": "Nope__c", "record_uuid": "x"})
     assert unmapped.status_code == 422 and "mapped objects: " in unmapped.json()["detail"]
+
+
+def test_channel_conflicts_are_shown_and_resolved_through_the_api(admin):
+    import datetime as dt
+
+    from connector.portal import Portal
+
+    a = admin.org.create("Account", {"Name": "API Alpha", "Is_Partner__c": True})
+    customer = admin.org.create("Account", {"Name": "API Direct Customer", "Type": "Customer - Direct"})
+    admin.run()
+    assert admin.http.get("/channel-conflicts", headers={}).status_code == 401
+    deal = Portal.for_sync(admin.sync).register_deal(partner=a, end_customer=customer, name="API turf",
+                                                     close_date=dt.date(2027, 2, 1))
+    listed = [c for c in admin.http.get("/channel-conflicts", headers=AUTH).json()
+              if any(x["end_customer_name"] == "API Direct Customer" for x in c["claims"])]
+    assert [(c["kind"], c["claims"][0]["registration"]) for c in listed] == [("direct_owned_account",
+                                                                              deal.registration)]
+    path = f"/channel-conflicts/{listed[0]['id']}/resolve"
+    refused = admin.http.post(path, headers=AUTH, json={"decision": "dismiss", "by": "ops"})
+    assert refused.status_code == 409 and "needs a note" in refused.json()["detail"]
+    assert admin.http.post("/channel-conflicts/999999/resolve", headers=AUTH,
+                           json={"decision": "dismiss", "by": "ops", "note": "x"}).status_code == 404
+    done = admin.http.post(path, headers=AUTH, json={"decision": "dismiss", "by": "ops",
+                                                     "note": "the account team handed it to the channel"})
+    assert done.status_code == 200 and done.json()["status"] == "resolved" and done.json()["resolved_by"] == "ops"
+    resolved = admin.http.get("/channel-conflicts?state=resolved", headers=AUTH).json()
+    assert listed[0]["id"] in [c["id"] for c in resolved]

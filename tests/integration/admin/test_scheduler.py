@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from connector.bootstrap import make_engine
-from connector.scheduler import ALL, JOB_PREFIX, SyncLock, SyncRunner, SyncScheduler, new_owner
+from connector.scheduler import ALL, JOB_PREFIX, REGISTRATIONS_JOB, SyncLock, SyncRunner, SyncScheduler, new_owner
 from tests.integration.admin.test_admin_api import make_connector
 
 OBJECTS = ["Account", "Opportunity", "Co_Sell_Participant__c"]
@@ -100,7 +100,10 @@ def test_jobs_come_back_from_the_database_after_a_restart(connector):
     first.start()
     try:
         jobs = {j.id: j for j in first.scheduler.get_jobs()}
-        assert set(jobs) == {JOB_PREFIX + n for n in connector.mapping.objects}
+        # one job per mapped object, and the registration check (expiry, channel conflicts) of issue 14
+        assert set(jobs) == {JOB_PREFIX + n for n in connector.mapping.objects} | {REGISTRATIONS_JOB}
+        assert jobs[REGISTRATIONS_JOB].trigger.interval == dt.timedelta(
+            seconds=connector.settings.registration_check_interval)
         opp = jobs[JOB_PREFIX + "Opportunity"]
         assert opp.trigger.interval == dt.timedelta(seconds=300) and opp.max_instances == 1 and opp.coalesce
         before = {j.id: j.next_run_time for j in jobs.values()}

@@ -78,5 +78,6 @@ def test_a_second_partner_registering_the_same_deal_is_flagged(h):
     first = portal.register_deal(partner=partners[0], end_customer=customer, name="Contested",
                                  close_date=dt.date(2026, 5, 1))
     portal.submit(first.registration)
-    second = portal.register_deal(partner=partners[1], end_customer=customer, opportunity=first.opportunity)
+    second = portal.register_deal(partner=partners[1], end_customer=customer, opportunity=first.opportunity,
+                                  attribution="Influenced")   # a second Sourced party is refused up front
     assert second.channel_conflicts and "competing" in second.channel_conflicts[0].kind

@@ -22,7 +22,8 @@ def found(regs, **kwargs) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def test_the_kinds():
-    assert CHANNEL_CONFLICT_KINDS == ("competing_registrations", "direct_owned_account", "duplicate_approval")
+    assert CHANNEL_CONFLICT_KINDS == ("competing_registrations", "customer_claimed", "direct_owned_account",
+                                      "duplicate_approval")
 
 
 def test_no_conflict_for_one_partner_or_different_deals():
@@ -105,3 +106,45 @@ def test_all_kinds_at_once_come_in_kind_order():
         ("direct_owned_account", ("r2",)),
         ("duplicate_approval", ("r1", "r2")),
     ]
+
+
+# -- across opportunities of one end customer (issue 14) ------------------------------------------------------
+
+def test_a_new_deal_at_a_customer_another_partner_holds_an_approval_at_is_flagged():
+    held = reg("r1", "Approved", SI)
+    for status in ("Submitted", "Under Review", "Approved"):
+        newcomer = reg("r2", status, RESELLER, opp=OPP2)
+        assert ("customer_claimed", ("r1", "r2")) in found([held, newcomer]), status
+    assert found([held, reg("r2", "Submitted", RESELLER, opp=None)]) == [("customer_claimed", ("r1", "r2"))]
+
+
+def test_what_is_not_a_customer_claim():
+    held = reg("r1", "Approved", SI)
+    # attempts that must not be flagged: the same partner again, another customer, a draft (not a claim yet),
+    # an expired or rejected holder, and two submissions without any approval
+    assert found([held, reg("r2", "Submitted", SI, opp=OPP2)]) == []
+    assert found([held, reg("r2", "Submitted", RESELLER, customer=OTHER_CUSTOMER, opp=OPP2)]) == []
+    assert found([held, reg("r2", "Draft", RESELLER, opp=OPP2)]) == []
+    assert found([reg("r1", "Expired", SI), reg("r2", "Submitted", RESELLER, opp=OPP2)]) == []
+    assert found([reg("r1", "Rejected", SI), reg("r2", "Submitted", RESELLER, opp=OPP2)]) == []
+    assert found([reg("r1", "Submitted", SI), reg("r2", "Submitted", RESELLER, opp=OPP2)]) == []
+
+
+def test_two_approvals_at_one_customer_are_one_conflict_not_two():
+    assert found([reg("r1", "Approved", SI), reg("r2", "Approved", RESELLER, opp=OPP2)]) == [
+        ("customer_claimed", ("r1", "r2"))]
+
+
+def test_the_fingerprint_ignores_order():
+    a = ChannelConflict("customer_claimed", ("r1", "r2"), "x")
+    b = ChannelConflict("customer_claimed", ("r2", "r1"), "y")
+    assert a.fingerprint == b.fingerprint != ChannelConflict("competing_registrations", ("r1", "r2"), "x").fingerprint
+
+
+def test_direct_ownership_from_the_account_type_or_owner():
+    from connector.cosell import DirectOwnership
+    rule = DirectOwnership()
+    assert rule.owns("Customer - Direct", None) and not rule.owns("Customer - Channel", "005A")
+    assert not rule.owns(None, None)
+    assert DirectOwnership(types=frozenset(), owners=frozenset({"005A"})).owns("Customer - Direct", "005A")
+    assert not DirectOwnership(types=frozenset(), owners=frozenset({"005A"})).owns("Customer - Direct", "005B")

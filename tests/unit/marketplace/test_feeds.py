@@ -53,7 +53,7 @@ def test_an_aws_billing_event_feed_is_read_with_the_money_of_each_line():
     assert not tax.counts_as_revenue and not aws_tax.counts_as_revenue
     refund = next(ln for ln in feed.lines if ln.transaction_type == "SELLER_REV_SHARE_REFUND")
     assert refund.kind == "refund" and refund.amount == Decimal("-5000.00")
-    disbursement = feed.lines[-1]
+    disbursement = next(ln for ln in feed.lines if ln.key == "be-0020")
     assert disbursement.kind == "disbursement" and not disbursement.counts_as_revenue
 
 

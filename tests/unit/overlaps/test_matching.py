@@ -43,7 +43,7 @@ def test_names_ignore_case_accents_punctuation_and_legal_forms():
     assert normalise_name("Société Générale S.A.") == "societe generale"
     assert normalise_name("Smith & Sons Ltd") == "smith and sons"
     assert normalise_name("Inc") == "inc"            # a lone legal word is the name itself
-    assert normalise_country("U.S.A.") == normalise_country("united states") == "united states"
+    assert normalise_country("U.S.A.") == normalise_country("united states") == "us"   # the ISO 3166 alpha-2 key
 
 
 def test_one_account_on_the_domain_matches_whatever_the_spelling():
@@ -117,3 +117,49 @@ def test_a_name_match_on_a_shared_domain_in_another_country_is_not_taken():
     assert (m.status, m.method, m.account.sfid) == ("matched", "domain+country", "001Z")
     review = index.match("Acme", "acme-labs.example", "France")
     assert review.status == "review" and [c.sfid for c in review.candidates] == ["001Y", "001Z"]
+
+
+def test_iso_country_codes_are_the_countries_they_name():
+    # alpha-2 and alpha-3 (Salesforce's BillingCountryCode holds alpha-2), ISO names and common aliases: one key
+    for spellings in (("DE", "DEU", "Germany", "deutschland"), ("GB", "GBR", "United Kingdom", "UK", "England"),
+                      ("US", "USA", "United States of America"), ("KR", "KOR", "Korea, Republic of")):
+        assert len({normalise_country(s) for s in spellings}) == 1, spellings
+    assert normalise_country("DE") != normalise_country("AT")
+    assert normalise_country("Atlantis") == "atlantis", "an unknown country compares as typed"
+
+
+def test_a_code_matches_an_account_that_spells_the_country_out():
+    index = AccountIndex([AccountRef("u1", "001A", "Globex", None, "Germany"),
+                          AccountRef("u2", "001B", "Globex", None, "France")])
+    match = index.match("Globex GmbH", None, "DEU")
+    assert (match.status, match.account.sfid if match.account else None) == ("matched", "001A")
+
+
+def test_a_duns_number_names_one_company_before_any_other_key():
+    from connector.overlaps.matching import normalise_duns
+    index = AccountIndex([AccountRef("u1", "001A", "Globex", "globex.com", "Germany", duns="150483782"),
+                          AccountRef("u2", "001B", "Globex Holding", "globex.com", "Germany")])
+    match = index.match("Some Other Spelling", "globex.com", "DE", duns=normalise_duns("15-048-3782"))
+    assert (match.status, match.method, match.account.sfid) == ("matched", "duns", "001A")
+    elsewhere = index.match("Globex", None, "France", duns="150483782")
+    assert elsewhere.status == "review" and "D-U-N-S number matches" in elsewhere.reason
+
+
+def test_a_phone_number_matches_when_the_domain_settles_nothing():
+    index = AccountIndex([AccountRef("u1", "001A", "Initech", None, "United States", phone="+1 (415) 555-0100"),
+                          AccountRef("u2", "001B", "Initrode", None, "United States", phone="212 555 0199")])
+    match = index.match("Initech Corporation Intl", None, "US", phone="415.555.0100")
+    assert (match.status, match.method, match.account.sfid) == ("matched", "phone", "001A")
+    assert index.match("Nobody", None, "US", phone="12").status == "unmatched", "too short to be a key"
+
+
+def test_a_bad_duns_in_the_export_is_refused_with_its_line():
+    import pytest
+
+    from connector.overlaps.source import OverlapFileError, parse_overlaps
+    with pytest.raises(OverlapFileError, match="line 2: D-U-N-S '12345' is not a D-U-N-S number"):
+        parse_overlaps("Partner,Account Name,Domain,Partner Population,Partner Record ID,DUNS\n"
+                       "A,Acme,acme.com,Customers,r-1,12345\n")
+    [row] = parse_overlaps("Partner,Account Name,Domain,Partner Population,Partner Record ID,Phone,D-U-N-S\n"
+                           "A,Acme,acme.com,Customers,r-1,+1 415 555 0100,15-048-3782\n")
+    assert (row.phone, row.duns) == ("+1 415 555 0100", "150483782")

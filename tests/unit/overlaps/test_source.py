@@ -74,3 +74,20 @@ def test_an_empty_file_and_a_header_only_file_are_refused(tmp_path):
         read_overlaps(latin1)
     with pytest.raises(OverlapFileError, match="cannot read the file"):
         read_overlaps(tmp_path / "missing.csv")
+
+
+def test_a_two_sided_export_is_read_as_its_two_sides():
+    from connector.overlaps.source import parse_overlaps
+    text = ("Partner,Account Name,Domain,Population,Partner Population,Owner,Partner Owner,Partner Record ID\n"
+            "Accenture,Acme,acme.com,Customers,Open Opportunities,Jane Roe,John Doe,r-1\n")
+    [row] = parse_overlaps(text)
+    assert (row.population, row.our_population) == ("Open Opportunities", "Customers")
+
+
+def test_two_columns_of_one_side_are_still_refused():
+    import pytest
+
+    from connector.overlaps.source import OverlapFileError, parse_overlaps
+    with pytest.raises(OverlapFileError, match="all mean population"):
+        parse_overlaps("Partner,Account Name,Domain,Partner Population,Partner Populations,Partner Record ID\n"
+                       "A,Acme,acme.com,Customers,Customers,r-1\n")
