@@ -41,7 +41,7 @@ class Connector:
     @cached_property
     def sync(self) -> SyncEngine:
         engine = SyncEngine(self.client, self.engine, self.mapping, self.mirror)
-        cosell_rules.install(engine)
+        engine.install(cosell_rules.CosellRules(self.mapping.cosell))
         return engine
 
 

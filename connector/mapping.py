@@ -39,6 +39,7 @@ __all__ = [
     "FieldSelection",
     "MAX_POLL_INTERVAL",
     "MIN_POLL_INTERVAL",
+    "CosellObjects",
     "Mapping",
     "MappingError",
     "ObjectMapping",
@@ -346,6 +347,18 @@ class Defaults(_Model):
     poll_interval: PollInterval = Field(DEFAULT_POLL_INTERVAL, description=_POLL_DOC + " Built-in default: 5m.")
 
 
+class CosellObjects(_Model):
+    """Which mapped objects play the co-sell roles the sync's co-sell rules guard (split totals, edits
+    held under review, registration status moves). A role whose object is not mapped read_write is
+    simply not guarded."""
+
+    opportunity: ApiName = Field("Opportunity", description="The co-sold deal.")
+    participant: ApiName = Field("Co_Sell_Participant__c", description="A partner's part in a deal: role, "
+                                 "attribution and revenue split (its lookup to the deal is Opportunity__c).")
+    registration: ApiName = Field("Deal_Registration__c", description="A partner's deal registration, with "
+                                  "its reviewed status (its lookup to the deal is Opportunity__c).")
+
+
 class DatabaseOptions(_Model):
     """Where the mirrored tables live in the local database, kept apart from the portal's own tables."""
 
@@ -386,6 +399,9 @@ class Mapping(_Model):
                                            "that does not set its own.")
     database: DatabaseOptions = Field(default_factory=DatabaseOptions,
                                       description="Where the mirrored tables live in the local database.")
+    cosell: CosellObjects = Field(default_factory=CosellObjects,
+                                  description="The objects playing the co-sell roles (defaults: the shipped "
+                                              "package's Opportunity, Co_Sell_Participant__c, Deal_Registration__c).")
     objects: dict[ApiName, ObjectMapping] = Field(
         min_length=1,
         json_schema_extra={"propertyNames": {"pattern": f"^{_API_NAME_RE.pattern}$"}},

@@ -5,7 +5,8 @@ under review the partner's edits to its locked fields wait, on the registration 
 its opportunity, and go out when the review ends — never lost, never sent early.
 
 The rules themselves live in the pure `connector.cosell` package; this module reads the
-sibling rows they need and answers the engine's push guards."""
+sibling rows they need and answers the engine's guards. `CosellRules` plugs them in (a
+`connector.sync.rules.SyncRules`) for the objects the mapping's `cosell:` section names."""
 
 from __future__ import annotations
 
@@ -18,25 +19,26 @@ from sqlalchemy.engine import Connection
 
 from connector.cosell.registration import IN_REVIEW_STATUSES, LOCKED_FIELDS, IllegalTransition, transition
 from connector.cosell.splits import Participant, validate_splits
+from connector.mapping import CosellObjects
 from connector.schema_mirror.model import ObjectSchema
 from connector.sync.engine import PushDecision, SyncEngine
 
-PARTICIPANT = "Co_Sell_Participant__c"
-REGISTRATION = "Deal_Registration__c"
-OPPORTUNITY = "Opportunity"
+DEFAULT = CosellObjects()
+# The rules' own field lists (LOCKED_FIELDS) are keyed by the roles' default object names.
+PARTICIPANT, REGISTRATION, OPPORTUNITY = DEFAULT.participant, DEFAULT.registration, DEFAULT.opportunity
 
 
 def split_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
-                base: dict[str, Any] | None) -> PushDecision:
+                base: dict[str, Any] | None, *, objects: CosellObjects = DEFAULT) -> PushDecision:
     """A participant of an opportunity whose registration is under review: its compensation fields (split,
     attribution) wait like the registration's own locked fields. Otherwise its splits must follow the rules;
     a row is parked only for a rule its own change broke, so a second Sourced participant added in the
     portal parks the newcomer, never the participant that was Sourced before."""
-    table = tables[PARTICIPANT]
+    table = tables[objects.participant]
     opportunity, opportunity_uuid = row.get("opportunity__c"), row.get("_opportunity__c_uuid")
     if opportunity is None and opportunity_uuid is None:
         return PushDecision()
-    if _registration_in_review(conn, tables, opportunity, opportunity_uuid, agreed=True):
+    if _registration_in_review(conn, tables, opportunity, opportunity_uuid, agreed=True, objects=objects):
         return PushDecision(hold=LOCKED_FIELDS[PARTICIPANT])
     same = []
     if opportunity is not None:
@@ -59,13 +61,14 @@ def split_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], r
 
 
 def _registration_in_review(conn: Connection, tables: dict[str, Table], opportunity: str | None,
-                            opportunity_uuid: str | None, *, agreed: bool = False) -> bool:
+                            opportunity_uuid: str | None, *, agreed: bool = False,
+                            objects: CosellObjects = DEFAULT) -> bool:
     """Whether a registration of the opportunity is Submitted or Under Review: by its local status, or with
     `agreed` by the status Salesforce last agreed on (its base), the review the vendor is actually running.
     A split set in the portal before the partner submitted is part of what was submitted, not an edit made
     during the review: participants are pushed before registrations (both are children of the opportunity,
     in mapping order), so they go out before the submission makes the base Submitted."""
-    registrations = tables.get(REGISTRATION)
+    registrations = tables.get(objects.registration)
     if registrations is None:
         return False
     same = []
@@ -124,26 +127,43 @@ def registration_status_from_salesforce(obj: ObjectSchema, base: dict[str, Any] 
 
 
 def opportunity_lock_guard(conn: Connection, obj: ObjectSchema, tables: dict[str, Table], row: dict[str, Any],
-                           base: dict[str, Any] | None) -> PushDecision:
+                           base: dict[str, Any] | None, *, objects: CosellObjects = DEFAULT) -> PushDecision:
     """An opportunity with a registration under review: its registered fields wait."""
     if base is None or row.get("sfid") is None:
         return PushDecision()
-    if _registration_in_review(conn, tables, row["sfid"], row["_uuid"]):
+    if _registration_in_review(conn, tables, row["sfid"], row["_uuid"], objects=objects):
         return PushDecision(hold=LOCKED_FIELDS[OPPORTUNITY])
     return PushDecision()
 
 
-def install(engine: SyncEngine) -> None:
-    """Add the co-sell guards for the co-sell objects the mapping syncs."""
-    def registration_on_org_clock(conn: Connection, obj: ObjectSchema, tables: dict[str, Table],
-                                  row: dict[str, Any], base: dict[str, Any] | None) -> PushDecision:
-        return registration_guard(conn, obj, tables, row, base, today=engine.client.org_now().date())
+class CosellRules:
+    """The co-sell guards as a sync plug-in, for the objects the mapping names in its `cosell:` section;
+    a role whose object the mapping does not sync both ways gets no guard."""
 
-    for name, guard in ((PARTICIPANT, split_guard), (REGISTRATION, registration_on_org_clock),
-                        (OPPORTUNITY, opportunity_lock_guard)):
-        mapping = engine.mapping.objects.get(name)
-        if mapping is not None and mapping.direction == "read_write":
-            engine.guards.setdefault(name, []).append(guard)
-    registration = engine.mapping.objects.get(REGISTRATION)
-    if registration is not None and registration.direction == "read_write":
-        engine.remote_guards.setdefault(REGISTRATION, []).append(registration_status_from_salesforce)
+    def __init__(self, objects: CosellObjects = DEFAULT) -> None:
+        self.objects = objects
+
+    def install(self, engine: SyncEngine) -> None:
+        o = self.objects
+
+        def participant(conn, obj, tables, row, base):
+            return split_guard(conn, obj, tables, row, base, objects=o)
+
+        def registration(conn, obj, tables, row, base):
+            return registration_guard(conn, obj, tables, row, base, today=engine.client.org_now().date())
+
+        def opportunity(conn, obj, tables, row, base):
+            return opportunity_lock_guard(conn, obj, tables, row, base, objects=o)
+
+        synced = {name for name, om in engine.mapping.objects.items() if om.direction == "read_write"}
+        for name, guard in ((o.participant, participant), (o.registration, registration),
+                            (o.opportunity, opportunity)):
+            if name in synced:
+                engine.add_push_guard(name, guard)
+        if o.registration in synced:
+            engine.add_remote_guard(o.registration, registration_status_from_salesforce)
+
+
+def install(engine: SyncEngine) -> None:
+    """Add the co-sell guards for the co-sell objects the mapping names and syncs."""
+    engine.install(CosellRules(engine.mapping.cosell))

@@ -74,6 +74,19 @@ class SyncEngine:
         # commit; answered: Salesforce answered a push; recording: the base is about to commit.
         self.hook: Callable[[str, dict[str, Any]], None] | None = None
 
+    # -- plug-ins ---------------------------------------------------------------------------
+    def install(self, rules: Any) -> None:
+        """Plug in domain rules (a `connector.sync.rules.SyncRules`): they add their guards here."""
+        rules.install(self)
+
+    def add_push_guard(self, object_name: str, guard: PushGuard) -> None:
+        """Consult `guard` before each record of `object_name` is sent to Salesforce."""
+        self.guards.setdefault(object_name, []).append(guard)
+
+    def add_remote_guard(self, object_name: str, guard: RemoteGuard) -> None:
+        """Consult `guard` on each record of `object_name` arriving from Salesforce."""
+        self.remote_guards.setdefault(object_name, []).append(guard)
+
     def _hook(self, point: str, **context: Any) -> None:
         if self.hook is not None:
             self.hook(point, context)

@@ -183,7 +183,7 @@ def test_poll_interval_that_is_not_a_duration(tmp_path):
 
 def test_unknown_top_level_key_lists_the_allowed_keys(tmp_path):
     message = load_error(tmp_path, "version: 1\nobject: {}\nobjects: {CurrencyType: {}}\n")
-    assert "object: unknown key 'object'; allowed keys: version, defaults, database, objects" in message
+    assert "object: unknown key 'object'; allowed keys: version, defaults, database, cosell, objects" in message
 
 
 def test_unknown_object_key_lists_the_allowed_keys(tmp_path):
