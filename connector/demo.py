@@ -207,16 +207,25 @@ def run_demo(*, records: int = 200, seed: int = 42, console: Console | None = No
                                      name=f"{customer['Name']} - analytics add-on", close_date=dt.date(2025, 6, 30),
                                      role="Reseller", attribution="Sourced")
         for found in claim.channel_conflicts:
-            console.print(f"  [yellow]{found.kind}[/yellow]: {rival['Name']} at {customer['Name']}, where "
-                          f"{partner['Name']} holds the approved registration")
+            console.print(f"  [yellow]{found.kind}[/yellow]: " + (
+                f"{rival['Name']} at {customer['Name']}, where {partner['Name']} holds the approved registration"
+                if found.kind == "customer_claimed" else f"{rival['Name']} at {customer['Name']}, an account "
+                "direct sales owns (its Type is Customer - Direct)" if found.kind == "direct_owned_account"
+                else found.reason))
         step.sync(connector, "the flag to Salesforce")
         flagged = org.records(f"SELECT Channel_Conflict__c, Channel_Conflict_Reason__c FROM Opportunity WHERE "
                               f"Portal_Id__c = '{claim.opportunity}'")[0]
         console.print(f"  Salesforce: Channel_Conflict__c {flagged['Channel_Conflict__c']} "
                       f"({(flagged['Channel_Conflict_Reason__c'] or '')[:60]}...)")
-        stored = next(c for c in portal.conflicts.list() if claim.registration in c.registration_keys)
-        portal.conflicts.resolve(stored.id, decision="honour", winner=registration["Id"], by="channel-ops@vendor",
-                                 note="approved registration stands until its expiry")
+        on_claim = [c for c in portal.conflicts.list() if claim.registration in c.registration_keys]
+        for other in on_claim:   # every open conflict on the claim is decided before the flag clears
+            if registration["Id"] in {k["registration_id"] for k in other.claims}:
+                portal.conflicts.resolve(other.id, decision="honour", winner=registration["Id"],
+                                         by="channel-ops@vendor", note="approved registration stands until its expiry")
+            else:
+                portal.conflicts.resolve(other.id, decision="dismiss", by="channel-ops@vendor",
+                                         note="the direct team leaves this customer to the approved partner")
+        stored = next(c for c in on_claim if c.kind == "customer_claimed")
         step.sync(connector, "the channel manager honours the approved claim")
         cleared = org.records(f"SELECT Channel_Conflict__c FROM Opportunity WHERE Portal_Id__c = "
                               f"'{claim.opportunity}'")[0]["Channel_Conflict__c"]
