@@ -27,8 +27,11 @@ class Streaming:
         self.h.client.settings = settings_for(org, pubsub_url=org.pubsub_url, stream_push_interval=0.1,
                                               stream_batch_wait=0.02)
         self.h.sync()
+        # No direct-ownership channel-conflict flags: the co-sell step after a catch-up run would write them
+        # to the generated org's opportunities (a push of its own), which is not what these tests count.
         self.connector = SimpleNamespace(sync=self.h.engine, client=self.h.client, engine=database.engine,
-                                         mapping=self.h.engine.mapping)
+                                         mapping=self.h.engine.mapping,
+                                         settings=settings_for(org, direct_account_types="", channel_conflict_flag=False))
         self.service: StreamingService | None = None
 
     def start(self) -> StreamingService:
