@@ -13,8 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import and_, func, select
 
 from connector.admin.models import ApiUsageOut, ConflictOut, ObjectCountsOut, ObjectStatus, Parked, Run, Status, decode
-from connector.cosell.channel import ChannelConflict, detect_channel_conflicts
-from connector.cosell.registration import Registration
+from connector.channel_conflicts import StoredConflict, list_channel_conflicts
 
 __all__ = ["AdminQueries", "ConflictState", "REGISTRATION_OBJECT"]
 
@@ -163,22 +162,8 @@ class AdminQueries:
         """The mapping as loaded (defaults filled in), as JSON."""
         return self.connector.mapping.model_dump(mode="json", exclude_none=True)
 
-    def channel_conflicts(self) -> list[ChannelConflict]:
-        """Channel conflicts among the mirrored deal registrations (competing claims, duplicate
-        approvals), as `connector.cosell.channel` finds them; none when registrations are not mirrored."""
-        schemas = self.connector.mirror.schemas()
-        if REGISTRATION_OBJECT not in schemas:
-            return []
-        t = self.connector.sync.tables(schemas)[REGISTRATION_OBJECT]
-        cols = t.c
-        with self.connector.engine.connect() as conn:
-            rows = conn.execute(select(t)).mappings().all()
-        # Keyed by the local UUID, which a registration keeps when Salesforce gives it an Id: the same
-        # conflict stays the same conflict (an alert is sent once).
-        regs = [Registration(key=r["_uuid"], status=r.get("status__c") or "Draft",
-                             partner_account=r.get("partner_account__c") or r.get("_partner_account__c_uuid"),
-                             end_customer_account=r.get("end_customer_account__c")
-                             or r.get("_end_customer_account__c_uuid"),
-                             opportunity_key=r.get("opportunity__c") or r.get("_opportunity__c_uuid"))
-                for r in rows if "status__c" in cols]
-        return detect_channel_conflicts(regs)
+    def channel_conflicts(self) -> list[StoredConflict]:
+        """The open channel conflicts, as stored when they were found (on register, submit and after each
+        sync: `connector.channel_conflicts`); a resolved one is not shown again."""
+        sync = self.connector.sync
+        return list_channel_conflicts(self.connector.engine, schema=sync.schema, prefix=sync.prefix)

@@ -116,6 +116,13 @@ def make_every_kind_happen(admin):
         admin.execute(insert(reg).values(name=f"claim of {partner['name']}", status__c="Submitted",
                                          partner_account__c=partner["sfid"], opportunity__c=opp["sfid"],
                                          end_customer_account__c=accounts[2]["sfid"]))
+    # found as the co-sell step after a sync finds them, and stored (direct ownership aside)
+    from connector.channel_conflicts import ChannelConflictRegister
+    from connector.cosell.channel import DirectOwnership
+
+    register = ChannelConflictRegister.for_sync(admin.sync, ownership=DirectOwnership(types=frozenset()))
+    with admin.database.engine.begin() as conn:
+        assert register.check(conn, trigger="sync")
 
 
 def test_each_kind_arrives_once_signed_and_again_after_a_failure(admin, receiver):
