@@ -223,8 +223,10 @@ class SyncEngine:
     def apply_change_batch(self, object_name: str, batch: RemoteBatch, run_id: int,
                            commit_position: Callable[[Connection, Any], None]) -> ObjectCounts:
         """Apply one batch of any change source (the streaming one) exactly as a pull page is applied,
-        and commit `commit_position(conn, batch.position)` in the same transaction as the rows it covers."""
-        schemas = self.prepare()
+        and commit `commit_position(conn, batch.position)` in the same transaction as the rows it covers.
+        The caller has run `prepare()` (the streaming service does, once per round of batches): it is not
+        run again for every batch."""
+        schemas = self.mirror.schemas()
         counts = ObjectCounts()
         Puller(self).apply_page(schemas[object_name], self.tables(schemas), batch.records, counts, run_id,
                                 lambda conn: commit_position(conn, batch.position))
